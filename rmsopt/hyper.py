@@ -1,0 +1,351 @@
+"""Hyperparameters: validation, convention presets, and the scalars a kernel gets.
+
+Every optimizer turns its keyword arguments into a plain ``dict`` of Python
+values (validated here, JSON-serialisable for checkpoints), and each step
+turns that dict into the rule's flags and host scalars in the array dtype.
+
+Conventions
+-----------
+``convention=`` makes :class:`rmsopt.RMSprop` reproduce another library; any
+keyword given explicitly overrides the preset.
+
+=========== ======= ===== ===== =========== ============= ============== ============
+convention  lr      rho   eps   eps_in_sqrt initial_scale lr_in_momentum weight decay
+=========== ======= ===== ===== =========== ============= ============== ============
+rmsopt      1e-3    0.9   1e-8  False       0             False          L2
+torch       1e-2    0.99  1e-8  False       0             False          L2
+keras       1e-3    0.9   1e-7  True        0             True           decoupled
+optax       1e-3    0.9   1e-8  True        0             True           L2
+tf1         1e-3    0.9   1e-10 True        1             True           L2
+=========== ======= ===== ===== =========== ============= ============== ============
+
+Names across libraries: rmsopt ``rho`` = torch ``alpha`` = keras ``rho`` =
+optax ``decay`` = TF1 ``decay``; state ``nu`` = torch ``square_avg`` = keras
+``velocity`` = TF1 ``ms``; ``mu`` = torch ``grad_avg`` = keras
+``average_gradient`` = TF1 ``mg``; ``buf`` = torch ``momentum_buffer`` = keras
+``momentum`` = TF1 ``mom`` = optax ``trace``.
+"""
+
+import math
+import numbers
+import numpy as np
+
+from . import rules
+
+RMSPROP_CONVENTIONS = {
+    None: dict(lr=1e-3, rho=0.9, eps=1e-8, eps_in_sqrt=False, initial_scale=0.0,
+               lr_in_momentum=False, decoupled_weight_decay=False),
+    "torch": dict(lr=1e-2, rho=0.99, eps=1e-8, eps_in_sqrt=False, initial_scale=0.0,
+                  lr_in_momentum=False, decoupled_weight_decay=False),
+    "keras": dict(lr=1e-3, rho=0.9, eps=1e-7, eps_in_sqrt=True, initial_scale=0.0,
+                  lr_in_momentum=True, decoupled_weight_decay=True),
+    "optax": dict(lr=1e-3, rho=0.9, eps=1e-8, eps_in_sqrt=True, initial_scale=0.0,
+                  lr_in_momentum=True, decoupled_weight_decay=False),
+    "tf1": dict(lr=1e-3, rho=0.9, eps=1e-10, eps_in_sqrt=True, initial_scale=1.0,
+                lr_in_momentum=True, decoupled_weight_decay=False),
+}
+
+
+# ---------------------------------------------------------------- validation
+
+def real(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite Python float within bounds, or a clear error.
+
+    Raises ``TypeError`` for anything that is not a real number (strings,
+    lists, None, bools, complex) and ``ValueError`` for values out of range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        interval = f"{lo or '(-inf'}, {hi or 'inf)'}"
+        raise ValueError(f"Invalid {name} value: {value!r}; it must be finite and in {interval}")
+    return value
+
+
+def positive(name, value):
+    return real(name, value, low=0.0, low_open=True)
+
+
+def unit_interval(name, value):
+    """A decay or momentum factor in [0, 1)."""
+    return real(name, value, low=0.0, high=1.0, high_open=True)
+
+
+def flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def optional_positive(name, value):
+    return None if value is None else positive(name, value)
+
+
+def representable(name, value, dtype):
+    """A positive scalar must not round to zero in the parameters' dtype."""
+    if value is not None and dtype.type(value) == 0:
+        raise ValueError(f"{name}={value!r} rounds to 0 in {dtype.name}; use a larger value")
+
+
+def pick(name, aliases):
+    """The one value given among a parameter's aliases (``rho``/``alpha``/``decay``)."""
+    given = {k: v for k, v in aliases.items() if v is not None}
+    if len(given) > 1:
+        raise TypeError(f"{name} was given more than once, as {' and '.join(given)}")
+    return next(iter(given.values()), None)
+
+
+def common(*, weight_decay, decoupled_weight_decay, maximize, clip_value, clip_norm):
+    """The gradient-preparation hyperparameters every optimizer shares."""
+    return dict(
+        weight_decay=real("weight_decay", weight_decay, low=0.0),
+        decoupled_weight_decay=flag("decoupled_weight_decay", decoupled_weight_decay),
+        maximize=flag("maximize", maximize),
+        clip_value=optional_positive("clip_value", clip_value),
+        clip_norm=optional_positive("clip_norm", clip_norm),
+    )
+
+
+def momentum_options(momentum, nesterov, lr_in_momentum):
+    momentum = unit_interval("momentum", momentum)
+    nesterov = flag("nesterov", nesterov)
+    if nesterov and momentum == 0.0:
+        raise ValueError("nesterov=True requires a momentum > 0")
+    return dict(momentum=momentum, nesterov=nesterov,
+                lr_in_momentum=flag("lr_in_momentum", lr_in_momentum))
+
+
+# ------------------------------------------------------- per-rule descriptions
+
+class Rule:
+    """How one family member maps hyperparameters onto its kernel.
+
+    Subclasses name the rule function, its state slots, and implement
+    :meth:`flags`, :meth:`scalars` and :meth:`initial`.
+    """
+
+    name: str
+    slots: tuple  # names of the (up to three) state slots, in kernel order
+
+    def flags(self, h):
+        """Compile-time switches of the rule, a namedtuple."""
+        raise NotImplementedError
+
+    def active(self, flags):
+        """Which of the three slots this variant uses."""
+        return (True, False, False)
+
+    def scalars(self, h, t, lr, dtype):
+        """Host scalars of step ``t`` (from 1) with learning rate ``lr``."""
+        raise NotImplementedError
+
+    def initial(self, h):
+        """Initial value of each slot."""
+        return (0.0, 0.0, 0.0)
+
+    @property
+    def kernel(self):
+        return getattr(rules, self.name)
+
+    @staticmethod
+    def cast(cls, dtype, **values):
+        return cls(**{k: dtype.type(v) for k, v in values.items()})
+
+
+class RMSpropRule(Rule):
+    name, slots = "rmsprop", ("nu", "mu", "buf")
+
+    def flags(self, h):
+        return rules.RMSpropFlags(
+            centered=h["centered"], momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
+            bias_correction=h["bias_correction"], eps_in_sqrt=h["eps_in_sqrt"],
+            lr_in_momentum=h["lr_in_momentum"])
+
+    def active(self, flags):
+        return (True, flags.centered, flags.momentum)
+
+    def scalars(self, h, t, lr, dtype):
+        rho = h["rho"]
+        bias = 1.0 - rho**t if h["bias_correction"] else 1.0
+        return self.cast(rules.RMSpropScalars, dtype, lr=lr, rho=rho, one_minus_rho=1.0 - rho,
+                         eps=h["eps"], momentum=h["momentum"], bias=bias, zero=0.0)
+
+    def initial(self, h):
+        return (h["initial_scale"], 0.0, 0.0)
+
+
+class SGDRule(Rule):
+    name, slots = "sgd", ("buf", "", "")
+
+    def flags(self, h):
+        return rules.SGDFlags(momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
+                              lr_in_momentum=h["lr_in_momentum"])
+
+    def active(self, flags):
+        return (flags.momentum, False, False)
+
+    def scalars(self, h, t, lr, dtype):
+        return self.cast(rules.SGDScalars, dtype, lr=lr, momentum=h["momentum"])
+
+
+class AdaGradRule(Rule):
+    name, slots = "adagrad", ("acc", "", "")
+
+    def flags(self, h):
+        return rules.AdaGradFlags(eps_in_sqrt=h["eps_in_sqrt"])
+
+    def scalars(self, h, t, lr, dtype):
+        # PyTorch's lr_decay: lr / (1 + (t - 1) * lr_decay)
+        return self.cast(rules.AdaGradScalars, dtype, lr=lr / (1.0 + (t - 1) * h["lr_decay"]),
+                         eps=h["eps"])
+
+    def initial(self, h):
+        return (h["initial_accumulator_value"], 0.0, 0.0)
+
+
+class AdaDeltaRule(Rule):
+    name, slots = "adadelta", ("nu", "u", "")
+
+    def flags(self, h):
+        return rules.AdaDeltaFlags()
+
+    def active(self, flags):
+        return (True, True, False)
+
+    def scalars(self, h, t, lr, dtype):
+        return self.cast(rules.AdaDeltaScalars, dtype, lr=lr, rho=h["rho"],
+                         one_minus_rho=1.0 - h["rho"], eps=h["eps"])
+
+
+class AdamRule(Rule):
+    name, slots = "adam", ("m", "v", "vmax")
+
+    def flags(self, h):
+        return rules.AdamFlags(amsgrad=h["amsgrad"])
+
+    def active(self, flags):
+        return (True, True, flags.amsgrad)
+
+    def scalars(self, h, t, lr, dtype):
+        b1, b2 = h["beta1"], h["beta2"]
+        return self.cast(rules.AdamScalars, dtype, step_size=lr / (1.0 - b1**t), beta1=b1,
+                         one_minus_beta1=1.0 - b1, beta2=b2, one_minus_beta2=1.0 - b2,
+                         eps=h["eps"], sqrt_bias2=math.sqrt(1.0 - b2**t))
+
+
+RULES = {r.name: r for r in (RMSpropRule(), SGDRule(), AdaGradRule(), AdaDeltaRule(), AdamRule())}
+
+
+def common_flags(h):
+    decay = h["weight_decay"] > 0.0
+    style = (rules.NO_DECAY if not decay
+             else rules.DECOUPLED_DECAY if h["decoupled_weight_decay"] else rules.L2_DECAY)
+    return rules.Common(maximize=h["maximize"], clip_value=h["clip_value"] is not None,
+                        clip_norm=h["clip_norm"] is not None, weight_decay=style)
+
+
+def common_scalars(h, lr, gscale, dtype):
+    clip = h["clip_value"] or 0.0
+    return Rule.cast(rules.CommonScalars, dtype, gscale=gscale, clip=clip, neg_clip=-clip,
+                     wd=h["weight_decay"], decay=1.0 - lr * h["weight_decay"])
+
+
+def clip_scale(norm, clip_norm):
+    """Factor that brings a gradient of global norm ``norm`` down to ``clip_norm``.
+
+    1 when the norm is within bounds (or NaN, which then propagates through the
+    gradient itself); ``clip_norm / norm`` otherwise.
+    """
+    return clip_norm / norm if norm > clip_norm else 1.0
+
+
+
+# ------------------------------------------- builders: keywords -> hyper dict
+# Each takes an optimizer's keyword arguments (or a saved hyper dict, whose
+# keys are the canonical names) and returns the validated dict.
+
+def _shared(o, decoupled_default=False):
+    dwd = o.get("decoupled_weight_decay")
+    return common(weight_decay=o.get("weight_decay", 0.0),
+                  decoupled_weight_decay=decoupled_default if dwd is None else dwd,
+                  maximize=o.get("maximize", False), clip_value=o.get("clip_value"),
+                  clip_norm=o.get("clip_norm"))
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def rmsprop(**o):
+    convention = o.get("convention")
+    if convention not in RMSPROP_CONVENTIONS:
+        names = ", ".join(repr(k) for k in RMSPROP_CONVENTIONS)
+        raise ValueError(f"Invalid convention {convention!r}; expected one of {names}")
+    preset = RMSPROP_CONVENTIONS[convention]
+    rho = pick("rho", {k: o.get(k) for k in ("rho", "alpha", "decay")})
+    h = dict(
+        convention=convention,
+        lr=positive("lr", _or(o.get("lr"), preset["lr"])),
+        rho=unit_interval("rho", _or(rho, preset["rho"])),
+        eps=positive("eps", _or(o.get("eps"), preset["eps"])),
+        centered=flag("centered", o.get("centered", False)),
+        bias_correction=flag("bias_correction", o.get("bias_correction", False)),
+        eps_in_sqrt=flag("eps_in_sqrt", _or(o.get("eps_in_sqrt"), preset["eps_in_sqrt"])),
+        initial_scale=real("initial_scale", _or(o.get("initial_scale"), preset["initial_scale"]),
+                           low=0.0),
+    )
+    h.update(momentum_options(o.get("momentum", 0.0), o.get("nesterov", False),
+                              _or(o.get("lr_in_momentum"), preset["lr_in_momentum"])))
+    h.update(_shared(o, preset["decoupled_weight_decay"]))
+    return h
+
+
+def sgd(**o):
+    h = dict(lr=positive("lr", _or(o.get("lr"), 1e-3)))
+    h.update(momentum_options(o.get("momentum", 0.0), o.get("nesterov", False),
+                              _or(o.get("lr_in_momentum"), False)))
+    h.update(_shared(o))
+    return h
+
+
+def adagrad(**o):
+    h = dict(
+        lr=positive("lr", _or(o.get("lr"), 1e-2)),
+        lr_decay=real("lr_decay", o.get("lr_decay", 0.0), low=0.0),
+        eps=positive("eps", _or(o.get("eps"), 1e-10)),
+        initial_accumulator_value=real(
+            "initial_accumulator_value", o.get("initial_accumulator_value", 0.0), low=0.0),
+        eps_in_sqrt=flag("eps_in_sqrt", _or(o.get("eps_in_sqrt"), False)),
+    )
+    h.update(_shared(o))
+    return h
+
+
+def adadelta(**o):
+    h = dict(
+        lr=positive("lr", _or(o.get("lr"), 1.0)),
+        rho=unit_interval("rho", _or(o.get("rho"), 0.9)),
+        eps=positive("eps", _or(o.get("eps"), 1e-6)),
+    )
+    h.update(_shared(o))
+    return h
+
+
+def adam(decoupled_default=False, **o):
+    h = dict(
+        lr=positive("lr", _or(o.get("lr"), 1e-3)),
+        beta1=unit_interval("beta1", _or(o.get("beta1"), 0.9)),
+        beta2=unit_interval("beta2", _or(o.get("beta2"), 0.999)),
+        eps=positive("eps", _or(o.get("eps"), 1e-8)),
+        amsgrad=flag("amsgrad", o.get("amsgrad", False)),
+    )
+    h.update(_shared(o, decoupled_default))
+    return h

@@ -1,0 +1,373 @@
+"""Stateful optimizers for hand-written training loops.
+
+An optimizer owns the state of a fixed set of parameter arrays and updates
+those arrays in place::
+
+    opt = rmsopt.RMSprop(w, lr=1e-3)
+    for batch in data:
+        opt.step(grad(w, batch))
+
+``params`` is one writable, C-contiguous float32/float64 array of any shape,
+or a list of them (all of one dtype). A step updates every array with a single
+kernel call. The state is kept in flat buffers, one per slot (``opt.state``).
+"""
+
+import numpy as np
+
+from . import backend as _backend
+from . import checkpoint, hyper
+
+
+def _param_arrays(params):
+    """Validate ``params`` and return ``(arrays, single)``."""
+    single = isinstance(params, np.ndarray)
+    if not single and not isinstance(params, (list, tuple)):
+        raise TypeError("params must be a NumPy array or a list of arrays, "
+                        f"got {type(params).__name__}")
+    arrays = [params] if single else list(params)
+    if not arrays:
+        raise ValueError("params is an empty list")
+    for i, a in enumerate(arrays):
+        name = "params" if single else f"params[{i}]"
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{name} has dtype {a.dtype}; an optimizer updates float32 or "
+                             "float64 arrays in place (convert with .astype(np.float64))")
+        if a.dtype != arrays[0].dtype:
+            raise ValueError(f"{name} has dtype {a.dtype} but params[0] has {arrays[0].dtype}; "
+                             "all parameter arrays must share one dtype")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} is read-only; the optimizer updates it in place")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} is not C-contiguous; pass np.ascontiguousarray(...) "
+                             "and keep a reference to that array")
+        if a.size == 0:
+            raise ValueError(f"{name} is empty")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} contains NaN or inf")
+    for i in range(len(arrays)):
+        for j in range(i):
+            if np.shares_memory(arrays[i], arrays[j]):
+                raise ValueError(f"params[{i}] and params[{j}] share memory")
+    return arrays, single
+
+
+class Optimizer:
+    """Base class: bookkeeping only; the math is in :mod:`rmsopt.rules`.
+
+    Subclasses set ``rule`` (a :class:`rmsopt.hyper.Rule`) and ``_build``
+    (the :mod:`rmsopt.hyper` builder of their hyperparameter dict).
+
+    Attributes
+    ----------
+    params : ndarray or list of ndarray
+        The arrays being optimised, as given.
+    hyper : dict
+        The validated hyperparameters (read-only view; build a new optimizer
+        to change them).
+    t : int
+        Number of steps taken.
+    state : dict of str -> ndarray
+        Flat state buffers of the active slots, over all arrays in order.
+    """
+
+    rule: hyper.Rule
+    _build = staticmethod(hyper.rmsprop)
+
+    def __init__(self, params, options, backend="auto"):
+        self._backend = _backend.resolve(backend)
+        arrays, self._single = _param_arrays(params)
+        self._hyper = type(self)._build(**options)
+        self._dtype = arrays[0].dtype
+        for name in ("lr", "eps"):
+            hyper.representable(name, self._hyper.get(name), self._dtype)
+        self.params = params
+        self._arrays = arrays
+        self._flat = [a.reshape(-1) for a in arrays]
+        self._layout = _backend.Layout(self._flat)
+        self.t = 0
+        self._configure()
+        initial = self.rule.initial(self._hyper)
+        self._state = [np.full(self._layout.n if used else 0, value, dtype=self._dtype)
+                       for used, value in zip(self._slots, initial)]
+
+    def _configure(self):
+        self._flags = self.rule.flags(self._hyper)
+        self._common = hyper.common_flags(self._hyper)
+        self._slots = tuple(bool(u) for u in self.rule.active(self._flags))
+
+    @property
+    def hyper(self):
+        return dict(self._hyper)
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def state(self):
+        return {name: s for name, s, used in zip(self.rule.slots, self._state, self._slots)
+                if used}
+
+    def __repr__(self):
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+        return f"{type(self).__name__}({shown}, backend={self._backend!r}, t={self.t})"
+
+    # --------------------------------------------------------------- step
+
+    def _grad_arrays(self, grad):
+        """Gradients as 1-D arrays of the parameters' dtype, checked before any update."""
+        if self._single:
+            grads, names = [grad], ["grad"]
+        else:
+            if not isinstance(grad, (list, tuple)) or len(grad) != len(self._arrays):
+                raise ValueError(f"grad must be a list of {len(self._arrays)} arrays, one per "
+                                 f"parameter array; got {type(grad).__name__}"
+                                 + (f" of length {len(grad)}" if isinstance(grad, (list, tuple))
+                                    else ""))
+            grads, names = list(grad), [f"grad[{i}]" for i in range(len(grad))]
+        flat = []
+        for g, p, name in zip(grads, self._arrays, names):
+            g = np.asarray(g)
+            if g.dtype.kind not in "fiu" or g.dtype.itemsize > 8:
+                raise ValueError(f"{name} has dtype {g.dtype}; expected a real float or integer "
+                                 "array")
+            if g.shape != p.shape:
+                raise ValueError(f"{name} has shape {g.shape} but its parameter has shape "
+                                 f"{p.shape}")
+            if np.may_share_memory(g, p) and np.shares_memory(g, p):
+                raise ValueError(f"{name} shares memory with its parameter array; pass a copy")
+            flat.append(np.ascontiguousarray(g, dtype=self._dtype).reshape(-1))
+        return flat
+
+    def step(self, grad, lr=None):
+        """Update the parameters in place with gradient ``grad``.
+
+        Parameters
+        ----------
+        grad : array_like or list of array_like
+            Same shapes as the parameters. Other real dtypes and non-contiguous
+            arrays are converted (a copy); the caller's arrays are not modified.
+        lr : float, optional
+            Learning rate for this step only (a schedule), instead of ``hyper["lr"]``.
+        """
+        grads = self._grad_arrays(grad)
+        lr = self._hyper["lr"] if lr is None else hyper.positive("lr", lr)
+        t = self.t + 1
+        gscale = 1.0
+        if self._hyper["clip_norm"] is not None:
+            norm = np.sqrt(_backend.sum_squares(self._backend, self._layout, grads))
+            gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+        c = hyper.common_scalars(self._hyper, lr, gscale, self._dtype)
+        h = self.rule.scalars(self._hyper, t, lr, self._dtype)
+        _backend.apply_step(self._backend, self.rule, self._flags, self._common, self._slots,
+                            self._layout, self._flat, grads, self._state, c, h)
+        self.t = t
+
+    # --------------------------------------------------------- checkpoints
+
+    def state_dict(self):
+        """Everything needed to resume: hyperparameters, step count, state and parameters.
+
+        Arrays are copies. See :mod:`rmsopt.checkpoint` for the format.
+        """
+        return checkpoint.make(
+            optimizer=type(self).__name__, rule=self.rule.name, hyper=self.hyper, t=self.t,
+            dtype=self._dtype.name, shapes=[list(a.shape) for a in self._arrays],
+            params=[a.copy() for a in self._arrays],
+            state={k: v.copy() for k, v in self.state.items()})
+
+    def load_state_dict(self, d):
+        """Restore a :meth:`state_dict`: validated completely first, then applied.
+
+        Parameters are overwritten in place, so references to them stay valid.
+        """
+        d = checkpoint.validate(d, optimizer=type(self).__name__, rule=self.rule.name,
+                                dtype=self._dtype.name,
+                                shapes=[list(a.shape) for a in self._arrays])
+        options = type(self)._build(**d["hyper"])
+        probe = self.rule.active(self.rule.flags(options))
+        expected = {n for n, used in zip(self.rule.slots, probe) if used}
+        if set(d["state"]) != expected:
+            raise ValueError(f"checkpoint state has slots {sorted(d['state'])}, but its "
+                             f"hyperparameters need {sorted(expected)}")
+        n = self._layout.n
+        for name, arr in d["state"].items():
+            if arr.shape != (n,):
+                raise ValueError(f"checkpoint state {name!r} has shape {arr.shape}, expected ({n},)")
+        for name in ("lr", "eps"):
+            hyper.representable(name, options.get(name), self._dtype)
+        # everything checked: apply
+        self._hyper = options
+        self._configure()
+        self._state = [np.array(d["state"][name], dtype=self._dtype) if used
+                       else np.empty(0, self._dtype)
+                       for name, used in zip(self.rule.slots, self._slots)]
+        for a, saved in zip(self._arrays, d["params"]):
+            a[...] = saved
+        self.t = d["t"]
+
+    def save(self, path):
+        """Write a checkpoint to ``path`` (``.npz``; atomically replaced)."""
+        checkpoint.save(path, self.state_dict())
+
+    def load(self, path):
+        """Read a checkpoint written by :meth:`save` and resume from it."""
+        self.load_state_dict(checkpoint.load(path))
+
+
+def _options(local):
+    return {k: v for k, v in local.items() if k not in ("self", "params", "backend", "__class__")}
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop: divide each gradient element by a running RMS of its history.
+
+    .. math::
+
+        \nu_t = \rho\,\nu_{t-1} + (1-\rho)\,g_t^2, \qquad
+        p_t = p_{t-1} - \eta\,\frac{g_t}{\sqrt{\nu_t} + \epsilon}
+
+    with optional centering (Graves), momentum/Nesterov, bias correction,
+    :math:`\epsilon` inside the root, weight decay, maximize and clipping; see
+    :func:`rmsopt.rules.rmsprop`.
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        Writable, C-contiguous float32/float64 arrays, updated in place.
+    lr : float, default 1e-3 (or the convention's)
+        Learning rate :math:`\eta`.
+    rho : float, default 0.9 (or the convention's)
+        Decay of the mean square, in [0, 1). Aliases: ``alpha`` (PyTorch),
+        ``decay`` (optax, TF1).
+    eps : float, default 1e-8 (or the convention's)
+        Added to the root (or inside it with ``eps_in_sqrt``).
+    momentum : float, default 0
+        Momentum factor in [0, 1).
+    centered : bool
+        Normalise by the estimated variance :math:`\nu - \mu^2` (clamped at 0).
+    nesterov : bool
+        Nesterov momentum (requires ``momentum > 0``).
+    bias_correction : bool
+        Divide :math:`\nu` (and :math:`\mu`) by :math:`1-\rho^t` (optax option).
+    eps_in_sqrt : bool
+        :math:`\sqrt{\nu + \epsilon}` instead of :math:`\sqrt{\nu} + \epsilon`.
+    initial_scale : float
+        Initial value of :math:`\nu` (0; TF1 uses 1).
+    lr_in_momentum : bool
+        Accumulate :math:`\eta d` in the momentum buffer (Keras, TF1, optax)
+        instead of :math:`d` (PyTorch). Differs once ``lr`` changes.
+    weight_decay : float
+        :math:`\lambda \ge 0`; added to the gradient (L2) or, with
+        ``decoupled_weight_decay``, applied as :math:`p \leftarrow (1-\eta\lambda) p`.
+    maximize : bool
+        Ascend instead of descend.
+    clip_value, clip_norm : float, optional
+        Clip each gradient element to [-v, v]; scale the whole gradient (all
+        arrays together) to global L2 norm at most ``clip_norm``.
+    convention : {None, "torch", "keras", "optax", "tf1"}
+        Preset of defaults reproducing that library (table in :mod:`rmsopt.hyper`).
+    backend : {"auto", "cpu", "numpy"}
+        Where the update runs.
+
+    Examples
+    --------
+    >>> import numpy as np, rmsopt
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = rmsopt.RMSprop(w, lr=0.1)
+    >>> for _ in range(100):
+    ...     opt.step(2 * w)           # gradient of sum(w**2)
+    >>> bool(np.abs(w).max() < 0.1)
+    True
+    """
+
+    rule = hyper.RULES["rmsprop"]
+    _build = staticmethod(hyper.rmsprop)
+
+    def __init__(self, params, *, lr=None, rho=None, eps=None, momentum=0.0, centered=False,
+                 nesterov=False, bias_correction=False, eps_in_sqrt=None, initial_scale=None,
+                 lr_in_momentum=None, weight_decay=0.0, decoupled_weight_decay=None,
+                 maximize=False, clip_value=None, clip_norm=None, convention=None,
+                 backend="auto", alpha=None, decay=None):
+        super().__init__(params, _options(locals()), backend)
+
+
+class SGD(Optimizer):
+    r"""Gradient descent with optional heavy-ball or Nesterov momentum.
+
+    :math:`p \leftarrow p - \eta g`; with momentum ``m``:
+    :math:`b \leftarrow m b + g,\ p \leftarrow p - \eta b` (PyTorch, without
+    dampening). ``lr`` defaults to 1e-3; other options as :class:`RMSprop`.
+    """
+
+    rule = hyper.RULES["sgd"]
+    _build = staticmethod(hyper.sgd)
+
+    def __init__(self, params, *, lr=None, momentum=0.0, nesterov=False, lr_in_momentum=None,
+                 weight_decay=0.0, decoupled_weight_decay=False, maximize=False,
+                 clip_value=None, clip_norm=None, backend="auto"):
+        super().__init__(params, _options(locals()), backend)
+
+
+class AdaGrad(Optimizer):
+    r"""AdaGrad: :math:`a \leftarrow a + g^2,\ p \leftarrow p - \eta g / (\sqrt{a} + \epsilon)`.
+
+    PyTorch defaults: ``lr=1e-2``, ``eps=1e-10``, ``initial_accumulator_value=0``,
+    ``lr_decay=0`` (the step-``t`` rate is :math:`\eta / (1 + (t-1)\,\mathrm{lr\_decay})`).
+    Keras puts ``eps`` inside the root (``eps_in_sqrt=True``) and starts the
+    accumulator at 0.1.
+    """
+
+    rule = hyper.RULES["adagrad"]
+    _build = staticmethod(hyper.adagrad)
+
+    def __init__(self, params, *, lr=None, lr_decay=0.0, eps=None, initial_accumulator_value=0.0,
+                 eps_in_sqrt=None, weight_decay=0.0, decoupled_weight_decay=False,
+                 maximize=False, clip_value=None, clip_norm=None, backend="auto"):
+        super().__init__(params, _options(locals()), backend)
+
+
+class AdaDelta(Optimizer):
+    r"""AdaDelta (Zeiler 2012); PyTorch defaults ``lr=1.0``, ``rho=0.9``, ``eps=1e-6``.
+
+    .. math::
+
+        \nu \leftarrow \rho\nu + (1-\rho) g^2,\quad
+        d = \frac{\sqrt{u + \epsilon}}{\sqrt{\nu + \epsilon}}\, g,\quad
+        u \leftarrow \rho u + (1-\rho) d^2,\quad p \leftarrow p - \eta d
+    """
+
+    rule = hyper.RULES["adadelta"]
+    _build = staticmethod(hyper.adadelta)
+
+    def __init__(self, params, *, lr=None, rho=None, eps=None, weight_decay=0.0,
+                 decoupled_weight_decay=False, maximize=False, clip_value=None, clip_norm=None,
+                 backend="auto"):
+        super().__init__(params, _options(locals()), backend)
+
+
+class Adam(Optimizer):
+    r"""Adam, AMSGrad and (with ``decoupled_weight_decay``) AdamW, as PyTorch computes them.
+
+    Defaults ``lr=1e-3``, ``beta1=0.9``, ``beta2=0.999``, ``eps=1e-8``. See
+    :func:`rmsopt.rules.adam` for the math.
+    """
+
+    rule = hyper.RULES["adam"]
+    _build = staticmethod(hyper.adam)
+
+    def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, amsgrad=False,
+                 weight_decay=0.0, decoupled_weight_decay=False, maximize=False, clip_value=None,
+                 clip_norm=None, backend="auto"):
+        super().__init__(params, _options(locals()), backend)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``weight_decay=1e-2`` by default, as PyTorch)."""
+
+    def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, amsgrad=False,
+                 weight_decay=1e-2, decoupled_weight_decay=True, maximize=False, clip_value=None,
+                 clip_norm=None, backend="auto"):
+        super().__init__(params, **_options(locals()), backend=backend)
