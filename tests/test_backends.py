@@ -1,0 +1,172 @@
+"""The compiled CPU kernels against the independent NumPy reference, and against themselves."""
+
+import numba
+import numpy as np
+import pytest
+
+import rmsopt
+from rmsopt import _config
+from rmsopt._kernels import cpu
+
+from .configs import CONFIGS, IDS
+
+DTYPES = [np.float32, np.float64]
+
+
+def gradient(x, t, rng_seed=0):
+    """A gradient that depends on x (so trajectories diverge if any step differs) and t."""
+    rng = np.random.default_rng(rng_seed + t)
+    scale = np.linspace(0.1, 10.0, x.size).reshape(x.shape).astype(x.dtype)
+    noise = rng.standard_normal(x.shape).astype(x.dtype)
+    return scale * (x - x.dtype.type(0.5)) + noise
+
+
+def close_to_scale(a, b, k=64):
+    """|a - b| <= k eps max|b|: a rounding-level difference, whatever the element's size."""
+    tol = k * np.finfo(b.dtype).eps * np.max(np.abs(b))
+    np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+
+
+def run(cls, kwargs, x0, steps, backend, lrs=None):
+    xs = [a.copy() for a in x0] if isinstance(x0, list) else x0.copy()
+    opt = cls(xs, backend=backend, **kwargs)
+    arrays = xs if isinstance(xs, list) else [xs]
+    for t in range(1, steps + 1):
+        grads = [gradient(a, t, k) for k, a in enumerate(arrays)]
+        opt.step(grads if isinstance(xs, list) else grads[0], lr=None if lrs is None else lrs[t - 1])
+    return xs, opt
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,cls,kwargs", CONFIGS, ids=IDS)
+def test_cpu_equals_reference(name, cls, kwargs, dtype):
+    """Bitwise: the rules and the reference do the same operations in the same order. The one
+    exception is the global norm of clip_norm (task-ordered sum vs NumPy's pairwise sum): its
+    last-bit difference in the scale factor may grow to 64 eps of the array's scale in 30 steps."""
+    x0 = np.random.default_rng(1).standard_normal((3, 7)).astype(dtype)
+    x_cpu, opt_cpu = run(cls, kwargs, x0, 30, "cpu")
+    x_ref, opt_ref = run(cls, kwargs, x0, 30, "numpy")
+    assert x_cpu.dtype == dtype
+    assert not np.array_equal(x_cpu, x0), "the optimizer did not move"
+    same = np.testing.assert_array_equal
+    if "clip_norm" in kwargs:
+        def same(a, b, err_msg=""):
+            close_to_scale(a, b)
+    same(x_cpu, x_ref)
+    for k in opt_ref.state:
+        same(opt_cpu.state[k], opt_ref.state[k], err_msg=k)
+        assert opt_cpu.state[k].dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,cls,kwargs", [c for c in CONFIGS if c[0] in
+                                             ("rmsprop-centered-momentum", "adam-amsgrad",
+                                              "rmsprop-clip-norm", "adadelta")],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_list_of_arrays_equals_reference_and_separate_runs(name, cls, kwargs, dtype):
+    """A list of arrays is one kernel call; per-array results match single-array runs."""
+    rng = np.random.default_rng(2)
+    x0 = [rng.standard_normal(s).astype(dtype) for s in [(4, 5), (17,), (2, 3, 2)]]
+    xs_cpu, opt = run(cls, kwargs, x0, 20, "cpu")
+    xs_ref, _ = run(cls, kwargs, x0, 20, "numpy")
+    for a, b in zip(xs_cpu, xs_ref):
+        if "clip_norm" in kwargs:
+            close_to_scale(a, b)
+        else:
+            np.testing.assert_array_equal(a, b)
+    if "clip_norm" not in kwargs:  # the global norm couples the arrays
+        for k, a0 in enumerate(x0):
+            alone = a0.copy()
+            o = cls(alone, **kwargs)
+            for t in range(1, 21):
+                o.step(gradient(alone, t, k))
+            np.testing.assert_array_equal(xs_cpu[k], alone)
+
+
+def test_per_step_lr_matches_reference():
+    x0 = np.linspace(-1, 1, 11)
+    lrs = list(np.linspace(0.01, 0.001, 15))
+    kw = dict(momentum=0.9, lr_in_momentum=True, weight_decay=0.1, decoupled_weight_decay=True)
+    a, _ = run(rmsopt.RMSprop, kw, x0, 15, "cpu", lrs)
+    b, _ = run(rmsopt.RMSprop, kw, x0, 15, "numpy", lrs)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def restore_threads():
+    n = numba.get_num_threads()
+    yield
+    numba.set_num_threads(n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,cls,kwargs", CONFIGS, ids=IDS)
+def test_serial_equals_parallel_at_1_and_2_threads(name, cls, kwargs, dtype, monkeypatch,
+                                                   restore_threads):
+    x0 = np.random.default_rng(3).standard_normal(3 * _config.TASK_SIZE + 123).astype(dtype)
+    monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 10**12)
+    serial, opt = run(cls, kwargs, x0, 4, "cpu")
+    assert not opt._layout.parallel
+    monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 0)
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        numba.set_num_threads(threads)
+        par, opt = run(cls, kwargs, x0, 4, "cpu")
+        assert opt._layout.parallel
+        np.testing.assert_array_equal(par, serial, err_msg=f"{threads} threads")
+
+
+def test_global_norm_same_bits_for_any_thread_count(restore_threads):
+    g = np.random.default_rng(4).standard_normal(10 * _config.TASK_SIZE + 7) * 1e3
+    sizes = np.array([g.size], dtype=np.int64)
+    tasks = cpu.task_table([g.size], _config.TASK_SIZE)
+    addr = np.array([g.__array_interface__["data"][0]], dtype=np.int64)
+    serial = cpu.sum_squares(addr, sizes, tasks, g, parallel=False)
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        numba.set_num_threads(threads)
+        assert cpu.sum_squares(addr, sizes, tasks, g, parallel=True) == serial
+    np.testing.assert_allclose(serial, np.sum(g * g), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_specialisation_per_dtype(dtype):
+    """Other gradient dtypes, layouts, lr and step counts reuse the compiled kernel."""
+    x = np.ones((6, 4), dtype=dtype)
+    opt = rmsopt.RMSprop(x, lr=0.01, centered=True, momentum=0.5)
+    opt.step(np.ones((6, 4), dtype=dtype))
+    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots,
+                             opt._layout.parallel)
+    before = len(kernel.signatures)
+    opt.step(np.arange(24).reshape(6, 4))                       # integer gradient
+    opt.step(np.ones((4, 6), dtype=np.float64).T)               # non-contiguous, other dtype
+    opt.step(np.ones((6, 4), dtype=dtype), lr=0.5)              # another lr
+    rmsopt.RMSprop([np.ones(3, dtype), np.ones(5, dtype)], lr=0.01, centered=True,
+                   momentum=0.5).step([np.ones(3), np.ones(5)])  # a list of arrays
+    assert len(kernel.signatures) == before
+    assert [s[-1].dtype for s in kernel.signatures].count(numba.from_dtype(dtype)) == 1
+
+
+@pytest.mark.parametrize("name,cls,kwargs", CONFIGS, ids=IDS)
+def test_float32_kernels_contain_no_float64_arithmetic(name, cls, kwargs):
+    x = np.ones(5, dtype=np.float32)
+    opt = cls(x, **kwargs)
+    opt.step(np.ones(5, dtype=np.float32))
+    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots, False)
+    sig = next(s for s in kernel.signatures if s[-1].dtype == numba.float32)
+    ir = kernel.inspect_llvm(sig)
+    body = ir[ir.index("define"):]
+    for op in ("fadd double", "fmul double", "fdiv double", "fsub double", "fpext", "fcmp olt double",
+               "llvm.sqrt.f64"):
+        assert op not in body, f"{op} in the float32 kernel of {name}"
+
+
+def test_kernels_do_not_use_the_on_disk_cache():
+    """Numba's cache keys on the kernel's own file, not on the inlined rules: it could serve a
+    kernel compiled from an older rules.py. The kernels are therefore never cached on disk."""
+    from numba.core.caching import NullCache
+
+    x = np.ones(3)
+    opt = rmsopt.RMSprop(x)
+    opt.step(x * 2)
+    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots, False)
+    assert isinstance(kernel._cache, NullCache)
+    assert isinstance(cpu._sum_squares[True]._cache, NullCache)
