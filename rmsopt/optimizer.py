@@ -252,6 +252,9 @@ class RMSprop(Optimizer):
         Nesterov momentum (requires ``momentum > 0``).
     bias_correction : bool
         Divide :math:`\nu` (and :math:`\mu`) by :math:`1-\rho^t` (optax option).
+        With ``centered`` the corrected variance of the first step is
+        :math:`g^2 - g^2 = 0`, so that step is :math:`\eta g/\epsilon`: pair
+        the two only with ``eps_in_sqrt`` and a large ``eps``, or not at all.
     eps_in_sqrt : bool
         :math:`\sqrt{\nu + \epsilon}` instead of :math:`\sqrt{\nu} + \epsilon`.
     initial_scale : float

@@ -32,7 +32,7 @@ CONFIGS = [
     ("sgd-nesterov", S, dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01)),
     ("adagrad", AG, dict(lr=0.1)),
     ("adagrad-keras", AG, dict(lr=0.1, eps_in_sqrt=True, eps=1e-7, initial_accumulator_value=0.1,
-                               lr_decay=0.01)),
+                               lr_decay=0.001)),
     ("adadelta", AD, dict()),
     ("adam", A, dict(lr=0.01)),
     ("adam-amsgrad", A, dict(lr=0.01, amsgrad=True, clip_norm=2.0)),

@@ -1,0 +1,183 @@
+"""Checkpoints: bit-identical resume, validate-then-apply, atomic save, damage detected."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import rmsopt
+
+from .configs import CONFIGS, IDS
+from .test_backends import gradient
+
+
+def train(opt, arrays, start, stop):
+    for t in range(start + 1, stop + 1):
+        grads = [gradient(a, t, k) for k, a in enumerate(arrays)]
+        opt.step(grads if isinstance(opt.params, list) else grads[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,cls,kwargs", CONFIGS, ids=IDS)
+def test_resume_is_bit_identical(name, cls, kwargs, dtype, tmp_path):
+    x0 = np.random.default_rng(5).standard_normal((4, 3)).astype(dtype)
+    straight = x0.copy()
+    opt = cls(straight, **kwargs)
+    train(opt, [straight], 0, 100)
+
+    first = x0.copy()
+    opt1 = cls(first, **kwargs)
+    train(opt1, [first], 0, 40)
+    opt1.save(tmp_path / "ckpt.npz")
+    resumed = np.zeros_like(x0)
+    opt2 = cls(resumed, **kwargs)
+    opt2.load(tmp_path / "ckpt.npz")
+    assert opt2.t == 40
+    train(opt2, [resumed], 40, 100)
+    np.testing.assert_array_equal(resumed, straight)
+    for k in opt.state:
+        np.testing.assert_array_equal(opt2.state[k], opt.state[k])
+
+
+def test_resume_list_of_arrays(tmp_path):
+    shapes = [(3, 2), (5,)]
+    xs = [np.full(s, 0.3) for s in shapes]
+    opt = rmsopt.Adam(xs, lr=0.01, amsgrad=True)
+    train(opt, xs, 0, 30)
+    ys = [np.full(s, 0.3) for s in shapes]
+    o1 = rmsopt.Adam(ys, lr=0.01, amsgrad=True)
+    train(o1, ys, 0, 10)
+    state = o1.state_dict()
+    zs = [np.zeros(s) for s in shapes]
+    o2 = rmsopt.Adam(zs, lr=0.01, amsgrad=True)
+    o2.load_state_dict(state)
+    train(o2, zs, 10, 30)
+    for a, b in zip(zs, xs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_state_dict_is_a_copy_and_hyper_round_trips():
+    x = np.ones(3)
+    opt = rmsopt.RMSprop(x, convention="keras", momentum=0.9)
+    opt.step(np.ones(3))
+    d = opt.state_dict()
+    d["params"][0][:] = 7.0
+    d["state"]["nu"][:] = 7.0
+    assert (x != 7).all() and (opt.state["nu"] != 7).all()
+    assert d["hyper"] == opt.hyper and d["hyper"]["eps_in_sqrt"] is True
+    json.dumps({k: v for k, v in d.items() if k not in ("params", "state")})  # plain JSON
+
+
+def test_load_restores_saved_hyperparameters(tmp_path):
+    x = np.ones(3)
+    a = rmsopt.RMSprop(x, lr=0.05, centered=True)
+    a.save(tmp_path / "c.npz")
+    b = rmsopt.RMSprop(np.zeros(3), lr=0.001)
+    b.load(tmp_path / "c.npz")
+    assert b.hyper == a.hyper and "mu" in b.state
+
+
+MISMATCHES = [
+    (lambda: rmsopt.Adam(np.zeros(3)), "optimizer 'RMSprop'"),
+    (lambda: rmsopt.RMSprop(np.zeros(4)), "shapes"),
+    (lambda: rmsopt.RMSprop(np.zeros(3, np.float32)), "dtype 'float64'"),
+    (lambda: rmsopt.RMSprop([np.zeros(3), np.zeros(1)]), "shapes"),
+]
+
+
+@pytest.mark.parametrize("make,match", MISMATCHES)
+def test_load_validates_before_changing_anything(make, match, tmp_path):
+    x = np.ones(3)
+    src = rmsopt.RMSprop(x, momentum=0.5)
+    src.step(np.ones(3))
+    src.save(tmp_path / "c.npz")
+    target = make()
+    arrays = target.params if isinstance(target.params, list) else [target.params]
+    before = [a.tobytes() for a in arrays], {k: v.tobytes() for k, v in target.state.items()}
+    with pytest.raises(ValueError, match=match):
+        target.load(tmp_path / "c.npz")
+    after = [a.tobytes() for a in arrays], {k: v.tobytes() for k, v in target.state.items()}
+    assert after == before and target.t == 0
+
+
+def test_inconsistent_state_dict_is_rejected_whole():
+    x = np.ones(3)
+    opt = rmsopt.RMSprop(x, momentum=0.5)
+    opt.step(np.ones(3))
+    d = opt.state_dict()
+    target = rmsopt.RMSprop(np.zeros(3))
+    bad_slots = dict(d, state={"nu": d["state"]["nu"]})  # momentum needs buf
+    with pytest.raises(ValueError, match="slots"):
+        target.load_state_dict(bad_slots)
+    bad_hyper = dict(d, hyper=dict(d["hyper"], rho=2.0))
+    with pytest.raises(ValueError, match="Invalid rho"):
+        target.load_state_dict(bad_hyper)
+    bad_size = dict(d, state={"nu": np.zeros(2), "buf": np.zeros(3)})
+    with pytest.raises(ValueError, match="shape"):
+        target.load_state_dict(bad_size)
+    with pytest.raises(ValueError, match="step count"):
+        target.load_state_dict(dict(d, t=-1))
+    assert target.t == 0 and (target.params == 0).all() and (target.state["nu"] == 0).all()
+
+
+def test_truncated_and_corrupted_files_are_detected(tmp_path):
+    x = np.linspace(0, 1, 50)
+    opt = rmsopt.RMSprop(x)
+    opt.step(np.ones(50))
+    path = tmp_path / "c.npz"
+    opt.save(path)
+    raw = path.read_bytes()
+    target = rmsopt.RMSprop(np.zeros(50))
+
+    (tmp_path / "short.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        target.load(tmp_path / "short.npz")
+
+    # flip bytes inside a stored array: zip CRC or our checksum must notice
+    flipped = bytearray(raw)
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("param_0.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    flipped[start:start + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="corrupted"):
+        target.load(tmp_path / "flip.npz")
+
+    # a consistent archive whose array was replaced: only the checksum can tell
+    with np.load(path) as z:
+        members = {k: z[k] for k in z.files}
+    members["param_0"] = members["param_0"] + 1.0
+    np.savez(tmp_path / "edit.npz", **members)
+    with pytest.raises(ValueError, match="param_0 fails its checksum"):
+        target.load(tmp_path / "edit.npz")
+    assert (target.params == 0).all() and target.t == 0
+
+
+def test_checkpoint_holds_no_pickle(tmp_path):
+    opt = rmsopt.RMSprop(np.ones(3))
+    opt.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+        header = json.loads(str(z["header"][()]))
+    assert header["format"] == "rmsopt-checkpoint" and header["version"] == 1
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    """A failure while writing leaves the previous checkpoint intact and no temporary file."""
+    path = tmp_path / "c.npz"
+    x = np.ones(3)
+    opt = rmsopt.RMSprop(x)
+    opt.save(path)
+    good = path.read_bytes()
+    opt.step(np.ones(3))
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(OSError, match="disk full"):
+        opt.save(path)
+    assert path.read_bytes() == good
+    assert os.listdir(tmp_path) == ["c.npz"]

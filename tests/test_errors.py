@@ -1,0 +1,167 @@
+"""Bad input: a clear error naming the argument, with every array untouched (RELIABILITY.md)."""
+
+import numpy as np
+import pytest
+
+import rmsopt
+from rmsopt._kernels import cpu
+
+R = rmsopt.RMSprop
+
+# (class, kwargs, exception, message regex)
+HYPER_ERRORS = [
+    (R, dict(lr=0.0), ValueError, r"Invalid lr value: 0\.0"),
+    (R, dict(lr=-1e-3), ValueError, "Invalid lr"),
+    (R, dict(lr=float("nan")), ValueError, "Invalid lr"),
+    (R, dict(lr=float("inf")), ValueError, "Invalid lr"),
+    (R, dict(lr="0.1"), TypeError, "lr must be a real number, got str"),
+    (R, dict(lr=[0.1]), TypeError, "lr must be a real number, got list"),
+    (R, dict(lr=True), TypeError, "lr must be a real number, got bool"),
+    (R, dict(lr=1e-2 + 0j), TypeError, "lr must be a real number, got complex"),
+    (R, dict(rho=1.0), ValueError, r"Invalid rho value: 1\.0"),
+    (R, dict(rho=1.5), ValueError, "Invalid rho"),
+    (R, dict(rho=-0.1), ValueError, "Invalid rho"),
+    (R, dict(alpha=1.5), ValueError, "Invalid rho"),
+    (R, dict(rho=0.9, alpha=0.9), TypeError, "rho was given more than once"),
+    (R, dict(rho=None, decay="x"), TypeError, "rho must be a real number"),
+    (R, dict(eps=0.0), ValueError, "Invalid eps"),
+    (R, dict(eps=-1e-8), ValueError, "Invalid eps"),
+    (R, dict(eps=None, convention="pytorch"), ValueError, "Invalid convention 'pytorch'"),
+    (R, dict(momentum=1.0), ValueError, "Invalid momentum"),
+    (R, dict(momentum=-0.5), ValueError, "Invalid momentum"),
+    (R, dict(momentum=None), TypeError, "momentum must be a real number, got NoneType"),
+    (R, dict(nesterov=True), ValueError, "nesterov=True requires a momentum > 0"),
+    (R, dict(centered=1), TypeError, "centered must be True or False"),
+    (R, dict(weight_decay=-0.1), ValueError, "Invalid weight_decay"),
+    (R, dict(clip_norm=0.0), ValueError, "Invalid clip_norm"),
+    (R, dict(clip_value=-1.0), ValueError, "Invalid clip_value"),
+    (R, dict(initial_scale=-1.0), ValueError, "Invalid initial_scale"),
+    (R, dict(backend="gpu"), ValueError, "Invalid backend 'gpu'"),
+    (rmsopt.SGD, dict(momentum=1.5), ValueError, "Invalid momentum"),
+    (rmsopt.AdaGrad, dict(lr_decay=-1.0), ValueError, "Invalid lr_decay"),
+    (rmsopt.AdaGrad, dict(initial_accumulator_value=-1.0), ValueError,
+     "Invalid initial_accumulator_value"),
+    (rmsopt.AdaDelta, dict(rho=1.0), ValueError, "Invalid rho"),
+    (rmsopt.Adam, dict(beta1=1.0), ValueError, "Invalid beta1"),
+    (rmsopt.Adam, dict(beta2=-0.1), ValueError, "Invalid beta2"),
+    (rmsopt.Adam, dict(amsgrad="yes"), TypeError, "amsgrad must be True or False"),
+]
+
+
+def kernel_count():
+    return sum(len(k.signatures) for k in cpu._step_kernels.values())
+
+
+@pytest.mark.parametrize("cls,kwargs,exc,match", HYPER_ERRORS)
+def test_invalid_hyperparameters(cls, kwargs, exc, match):
+    x = np.arange(4.0)
+    before = x.tobytes()
+    with pytest.raises(exc, match=match):
+        cls(x, **kwargs)
+    assert x.tobytes() == before
+
+
+def test_eps_that_rounds_to_zero_in_float32():
+    with pytest.raises(ValueError, match="eps=1e-50 rounds to 0 in float32"):
+        R(np.ones(3, np.float32), eps=1e-50)
+    R(np.ones(3, np.float64), eps=1e-50)  # representable in float64
+
+
+def readonly():
+    a = np.ones(4)
+    a.flags.writeable = False
+    return a
+
+
+# (params factory, exception, message regex)
+PARAM_ERRORS = [
+    (lambda: np.arange(4), ValueError, "params has dtype int64.*float32 or float64"),
+    (lambda: np.ones(4, np.float16), ValueError, "params has dtype float16"),
+    (lambda: np.ones(4, np.complex128), ValueError, "params has dtype complex128"),
+    (lambda: np.array(["a", "b"]), ValueError, "params has dtype <U1"),
+    (lambda: np.ones(0), ValueError, "params is empty"),
+    (lambda: np.array([1.0, np.nan]), ValueError, "params contains NaN or inf"),
+    (lambda: np.array([1.0, np.inf]), ValueError, "params contains NaN or inf"),
+    (readonly, ValueError, "params is read-only"),
+    (lambda: np.ones((4, 4))[:, 1], ValueError, "params is not C-contiguous"),
+    (lambda: [1.0, 2.0], TypeError, r"params\[0\] must be a NumPy array, got float"),
+    (lambda: "weights", TypeError, "params must be a NumPy array or a list of arrays, got str"),
+    (lambda: [], ValueError, "params is an empty list"),
+    (lambda: [np.ones(2), np.ones(2, np.float32)], ValueError,
+     r"params\[1\] has dtype float32 but params\[0\] has float64"),
+    (lambda: (lambda a: [a[:3], a[2:]])(np.ones(5)), ValueError,
+     r"params\[1\] and params\[0\] share memory"),
+]
+
+
+@pytest.mark.parametrize("factory,exc,match", PARAM_ERRORS)
+def test_invalid_params(factory, exc, match):
+    params = factory()
+    before = [np.asarray(p).tobytes() for p in (params if isinstance(params, list) else [params])]
+    with pytest.raises(exc, match=match):
+        R(params)
+    after = [np.asarray(p).tobytes() for p in (params if isinstance(params, list) else [params])]
+    assert after == before
+
+
+# (gradient factory given the params, exception, message regex)
+GRAD_ERRORS = [
+    (lambda x: np.ones(5), ValueError, r"grad has shape \(5,\) but its parameter has shape \(2, 2\)"),
+    (lambda x: np.ones((2, 2), np.complex128), ValueError, "grad has dtype complex128"),
+    (lambda x: np.full((2, 2), "a"), ValueError, "grad has dtype <U1"),
+    (lambda x: None, ValueError, "grad has dtype object"),
+    (lambda x: x, ValueError, "grad shares memory with its parameter array"),
+    (lambda x: x.T, ValueError, "grad shares memory"),
+]
+
+
+@pytest.mark.parametrize("factory,exc,match", GRAD_ERRORS)
+def test_invalid_gradients_touch_nothing(factory, exc, match):
+    x = np.arange(4.0).reshape(2, 2) + 1
+    opt = R(x, momentum=0.9, centered=True)
+    opt.step(np.ones((2, 2)))
+    snapshot = x.tobytes(), {k: v.tobytes() for k, v in opt.state.items()}, opt.t
+    compiled = kernel_count()
+    g = factory(x)
+    with pytest.raises(exc, match=match):
+        opt.step(g)
+    assert (x.tobytes(), {k: v.tobytes() for k, v in opt.state.items()}, opt.t) == snapshot
+    assert kernel_count() == compiled
+
+
+def test_gradient_list_errors():
+    xs = [np.ones(2), np.ones(3)]
+    opt = R(xs)
+    with pytest.raises(ValueError, match="grad must be a list of 2 arrays.*length 1"):
+        opt.step([np.ones(2)])
+    with pytest.raises(ValueError, match="grad must be a list of 2 arrays.*got ndarray"):
+        opt.step(np.ones(2))
+    with pytest.raises(ValueError, match=r"grad\[1\] has shape \(2,\)"):
+        opt.step([np.ones(2), np.ones(2)])
+    assert opt.t == 0 and all((a == 1).all() for a in xs)
+
+
+def test_invalid_step_lr_touches_nothing():
+    x = np.ones(3)
+    opt = R(x)
+    for bad, exc in ((0.0, ValueError), ("1", TypeError), (float("nan"), ValueError)):
+        with pytest.raises(exc, match="lr"):
+            opt.step(np.ones(3), lr=bad)
+    assert opt.t == 0 and (x == 1).all() and (opt.state["nu"] == 0).all()
+
+
+def test_caller_gradient_is_never_modified():
+    x = np.ones(3)
+    g = np.array([1.0, -2.0, 3.0])
+    g32 = g.astype(np.float32)
+    opt = R(x, clip_value=0.5, clip_norm=0.1, maximize=True, weight_decay=0.1)
+    opt.step(g)
+    opt.step(g32)
+    assert g.tolist() == [1.0, -2.0, 3.0] and g32.tolist() == [1.0, -2.0, 3.0]
+
+
+def test_float16_is_refused_with_a_decision():
+    """float16 parameters are refused rather than silently promoted: the squared gradients of
+    RMSprop overflow float16 above 256, and its 10-bit mantissa makes eps=1e-8 vanish."""
+    with pytest.raises(ValueError, match="float16.*float32 or float64"):
+        R(np.ones(3, np.float16))
