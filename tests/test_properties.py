@@ -1,0 +1,148 @@
+"""Property-based checks (hypothesis): kernels vs the NumPy reference over random variants and
+values, invariants, and save/load inside a stateful run. HYPOTHESIS_PROFILE=long for a deep search."""
+
+import tempfile
+import warnings
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import rmsopt
+
+dtypes = st.sampled_from([np.float32, np.float64])
+SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e30, -1e30, 1e-30, 3e38]
+
+
+@st.composite
+def rmsprop_kwargs(draw):
+    momentum = draw(st.sampled_from([0.0, 0.5, 0.9]))
+    return dict(
+        lr=draw(st.floats(1e-4, 1.0)), rho=draw(st.floats(0.0, 0.999)),
+        eps=draw(st.floats(1e-8, 1e-2)), momentum=momentum,
+        centered=draw(st.booleans()), nesterov=momentum > 0 and draw(st.booleans()),
+        bias_correction=draw(st.booleans()), eps_in_sqrt=draw(st.booleans()),
+        lr_in_momentum=draw(st.booleans()), initial_scale=draw(st.sampled_from([0.0, 1.0])),
+        weight_decay=draw(st.sampled_from([0.0, 0.01])),
+        decoupled_weight_decay=draw(st.booleans()), maximize=draw(st.booleans()),
+        clip_value=draw(st.sampled_from([None, 0.5, 1e3])))
+
+
+OTHERS = st.sampled_from([
+    (rmsopt.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+    (rmsopt.SGD, dict(lr=0.1)),
+    (rmsopt.AdaGrad, dict(lr=0.1, lr_decay=0.01)),
+    (rmsopt.AdaGrad, dict(lr=0.1, eps_in_sqrt=True, initial_accumulator_value=0.1)),
+    (rmsopt.AdaDelta, dict()),
+    (rmsopt.Adam, dict(lr=0.01, amsgrad=True)),
+    (rmsopt.AdamW, dict(lr=0.01)),
+])
+
+
+@st.composite
+def problems(draw, with_specials=True):
+    """(dtype, x0, list of gradients) with values anywhere in the dtype's range."""
+    dtype = draw(dtypes)
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=6))
+    finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
+    x0 = draw(hnp.arrays(dtype, shape, elements=finite))
+    values = st.one_of(finite, st.sampled_from(SPECIAL)) if with_specials else finite
+    steps = draw(st.integers(1, 4))
+    grads = [draw(hnp.arrays(dtype, shape, elements=values)) for _ in range(steps)]
+    return dtype, x0, grads
+
+
+def both_backends(cls, kwargs, x0, grads):
+    out = []
+    for backend in ("cpu", "numpy"):
+        x = x0.copy()
+        opt = cls(x, backend=backend, **kwargs)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for g in grads:
+                opt.step(g)
+        out.append((x, opt.state))
+    return out
+
+
+@given(problems(), rmsprop_kwargs())
+def test_rmsprop_kernel_equals_reference_bitwise(problem, kwargs):
+    dtype, x0, grads = problem
+    (x1, s1), (x2, s2) = both_backends(rmsopt.RMSprop, kwargs, x0, grads)
+    np.testing.assert_array_equal(x1, x2)  # NaN == NaN here
+    for k in s2:
+        np.testing.assert_array_equal(s1[k], s2[k])
+        assert s1[k].dtype == dtype
+
+
+@given(problems(), OTHERS)
+def test_other_kernels_equal_reference_bitwise(problem, config):
+    dtype, x0, grads = problem
+    (x1, s1), (x2, s2) = both_backends(*config, x0, grads)
+    np.testing.assert_array_equal(x1, x2)
+    for k in s2:
+        np.testing.assert_array_equal(s1[k], s2[k])
+
+
+@given(problems(with_specials=False), rmsprop_kwargs())
+def test_second_moment_nonnegative_for_finite_gradients(problem, kwargs):
+    dtype, x0, grads = problem
+    x = x0.copy()
+    opt = rmsopt.RMSprop(x, **dict(kwargs, weight_decay=0.0))  # so that a zero gradient is zero
+    with np.errstate(all="ignore"):
+        for g in grads:
+            opt.step(g)
+            nu = opt.state["nu"]
+            assert (nu >= 0).all() or np.isnan(nu[nu < 0]).all()
+        before = opt.state["nu"].copy()
+        opt.step(np.zeros_like(x))
+    assert (opt.state["nu"] <= before).all()
+
+
+class SaveLoadMachine(RuleBasedStateMachine):
+    """Two optimizers step together; one is saved and reloaded at random points."""
+
+    def __init__(self):
+        super().__init__()
+        self.dir = tempfile.TemporaryDirectory()
+        self.config = None
+
+    @precondition(lambda self: self.config is None)
+    @rule(kwargs=rmsprop_kwargs(), dtype=dtypes)
+    def start(self, kwargs, dtype):
+        self.config = kwargs
+        self.x = np.linspace(-1, 1, 7).astype(dtype)
+        self.y = self.x.copy()
+        self.twin = rmsopt.RMSprop(self.x, **kwargs)
+        self.opt = rmsopt.RMSprop(self.y, **kwargs)
+
+    @precondition(lambda self: self.config is not None)
+    @rule(seed=st.integers(0, 2**16))
+    def step(self, seed):
+        g = np.random.default_rng(seed).standard_normal(7).astype(self.x.dtype)
+        with np.errstate(all="ignore"):
+            self.twin.step(g + self.x)
+            self.opt.step(g + self.y)
+
+    @precondition(lambda self: self.config is not None)
+    @rule()
+    def save_and_reload(self):
+        path = f"{self.dir.name}/c.npz"
+        self.opt.save(path)
+        self.y = np.zeros_like(self.y)
+        self.opt = rmsopt.RMSprop(self.y)  # default hyperparameters: load restores them
+        self.opt.load(path)
+
+    @invariant()
+    def identical(self):
+        if self.config is not None:
+            np.testing.assert_array_equal(self.x, self.y)
+            assert self.twin.t == self.opt.t
+
+    def teardown(self):
+        self.dir.cleanup()
+
+
+TestSaveLoad = SaveLoadMachine.TestCase

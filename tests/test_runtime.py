@@ -1,0 +1,95 @@
+"""Threads, processes and the command line."""
+
+import concurrent.futures
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import rmsopt
+from rmsopt import _config
+
+
+def train(n, seed, steps=20):
+    x = np.random.default_rng(seed).standard_normal(n)
+    opt = rmsopt.RMSprop(x, lr=0.01, centered=True, momentum=0.9, clip_norm=10.0)
+    for t in range(steps):
+        opt.step(x - 0.5 + np.sin(t * x))
+    return x
+
+
+def test_python_threads_stepping_separate_optimizers():
+    """Concurrent parallel kernels from several Python threads neither abort nor disturb each
+    other (under the workqueue layer, launches are serialised by rmsopt)."""
+    n = 2 * _config.PARALLEL_THRESHOLD
+    expected = [train(n, s) for s in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda s: train(n, s), range(4)))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    sys.path.insert(0, {root!r})
+    from tests.test_runtime import train
+    sys.stdout.write(train(100000, 7).tobytes().hex())
+""")
+
+
+def run_child(env_threads):
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(env_threads))
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(root=root)], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def test_identical_results_across_spawned_processes_and_thread_counts():
+    here = train(100000, 7).tobytes().hex()
+    assert run_child(1) == here
+    assert run_child(2) == here
+
+
+def test_demo_runs_and_prints_a_table():
+    out = subprocess.run([sys.executable, "-m", "rmsopt", "demo", "--quick"],
+                         capture_output=True, text=True, check=True).stdout
+    for name in ("SGD", "AdaGrad", "AdaDelta", "RMSprop centered", "Adam"):
+        assert name in out
+    assert "f(x)" in out
+
+
+def test_info():
+    out = subprocess.run([sys.executable, "-m", "rmsopt", "info"], capture_output=True,
+                         text=True, check=True).stdout
+    assert f"rmsopt {rmsopt.__version__}" in out
+
+
+def test_import_compiles_nothing():
+    code = ("import rmsopt, rmsopt._kernels.cpu as c; "
+            "print(sum(len(k.signatures) for k in c._step_kernels.values()), "
+            "sum(len(k.signatures) for k in c._sum_squares.values()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "0"]
+
+
+def test_threads_under_the_workqueue_layer_do_not_abort():
+    import os
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import sys, concurrent.futures, numba
+        sys.path.insert(0, {root!r})
+        from tests.test_runtime import train
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda s: train(70000, s, steps=30), range(8)))
+        print(numba.threading_layer())
+    """).format(root=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "workqueue"
