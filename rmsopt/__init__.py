@@ -1,5 +1,9 @@
 """rmsopt: the RMSprop family of optimizers, Numba-accelerated.
 
+scipy-style minimisation::
+
+    res = rmsopt.minimize(fun, x0, method="rmsprop", jac=grad, options={"lr": 1e-2})
+
 Stateful optimizers for training loops (update arrays in place)::
 
     opt = rmsopt.RMSprop(w, lr=1e-3)
@@ -9,8 +13,10 @@ See :mod:`rmsopt.rules` for the math and :mod:`rmsopt.hyper` for the
 conventions that reproduce PyTorch, Keras, optax and TF1.
 """
 
+from . import methods, schedules
+from .minimize import METHODS, minimize, show_options
 from .optimizer import SGD, AdaDelta, AdaGrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
-__all__ = ["Optimizer", "RMSprop", "SGD", "AdaGrad", "AdaDelta", "Adam", "AdamW", "__version__"]
+__all__ = ["minimize", "show_options", "METHODS", "methods", "schedules", "Optimizer", "RMSprop", "SGD", "AdaGrad", "AdaDelta", "Adam", "AdamW", "__version__"]

@@ -1,0 +1,385 @@
+"""``rmsopt.minimize``: the scipy calling convention for the RMSprop family.
+
+::
+
+    res = rmsopt.minimize(fun, x0, method="rmsprop", jac=grad, options={"lr": 1e-2})
+    res = scipy.optimize.minimize(fun, x0, method=rmsopt.methods.rmsprop, jac=grad,
+                                  options={"lr": 1e-2})          # the same result
+
+Each method has a worker ``_minimize_<method>(fun, x0, args, jac, bounds,
+callback, **options)`` that is also a scipy custom method. Options are the
+optimizer's hyperparameters (see :class:`rmsopt.RMSprop` etc.) plus the loop
+options of :func:`_loop`. The loop is: evaluate ``f, g`` at ``x``; stop if
+converged; step; project onto the bounds; repeat.
+"""
+
+import inspect
+import time
+import warnings
+
+import numpy as np
+from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+
+from . import optimizer as _opt
+from .hyper import positive, real
+from .objective import Objective
+
+METHODS = {
+    "rmsprop": _opt.RMSprop,
+    "sgd": _opt.SGD,
+    "adagrad": _opt.AdaGrad,
+    "adadelta": _opt.AdaDelta,
+    "adam": _opt.Adam,
+}
+
+SUCCESS, MAXITER, FTOL, NONFINITE, INTERRUPTED, EPOCHS, CALLBACK_STOP = 0, 1, 2, 3, 4, 5, 99
+STATUS_MESSAGES = {
+    SUCCESS: "Optimization terminated successfully: gradient norm <= gtol.",
+    MAXITER: "Maximum number of iterations has been exceeded.",
+    FTOL: "Optimization terminated successfully: relative reduction of f <= ftol.",
+    NONFINITE: "Stopped: the objective or its gradient became non-finite; returning the last "
+               "finite iterate.",
+    INTERRUPTED: "Interrupted by the user (KeyboardInterrupt); returning the best finite iterate.",
+    EPOCHS: "Completed the requested number of epochs.",
+    CALLBACK_STOP: "`callback` raised `StopIteration`.",
+}
+_SUCCESSFUL = (SUCCESS, FTOL, EPOCHS)
+
+# Options of the loop itself (the rest belong to the optimizer).
+LOOP_OPTIONS = ("maxiter", "gtol", "ftol", "disp", "return_all", "history", "batch_size",
+                "epochs", "seed", "tol")
+
+
+def as_x0(x0):
+    """``x0`` as a fresh 1-D float32/float64 array, or a ValueError naming it."""
+    try:
+        x = np.array(x0)  # always a copy: x0 is never modified
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"x0 could not be converted to an array: {e}") from e
+    if x.dtype.kind in "iub":
+        x = x.astype(np.float64)
+    elif x.dtype == np.float16:
+        raise ValueError("x0 has dtype float16; use float32 or float64")
+    elif x.dtype.kind != "f" or x.dtype.itemsize > 8:
+        raise ValueError(f"x0 must be a real float or integer array, got dtype {x.dtype}")
+    if x.ndim == 0:
+        x = x.reshape(1)
+    if x.ndim != 1:
+        raise ValueError(f"'x0' must only have one dimension, got shape {x.shape}.")
+    if x.size == 0:
+        raise ValueError("x0 is empty")
+    if not np.isfinite(x).all():
+        raise ValueError("x0 contains NaN or inf")
+    return x
+
+
+def as_bounds(bounds, n, dtype):
+    """``(lb, ub)`` arrays from a Bounds or a sequence of (low, high) pairs (None = open)."""
+    if bounds is None:
+        return None
+    if isinstance(bounds, Bounds):
+        lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,)) for b in (bounds.lb, bounds.ub))
+    else:
+        pairs = list(bounds)
+        if len(pairs) != n or any(len(p) != 2 for p in pairs):
+            raise ValueError(f"bounds must be {n} (low, high) pairs, one per variable")
+        lb = np.array([-np.inf if p[0] is None else p[0] for p in pairs], dtype=float)
+        ub = np.array([np.inf if p[1] is None else p[1] for p in pairs], dtype=float)
+    if np.any(lb > ub):
+        raise ValueError("bounds have a lower bound above its upper bound")
+    return lb.astype(dtype), ub.astype(dtype)
+
+
+def sample_count(args):
+    """Length of the leading axis of the first array in ``args`` (the data set size)."""
+    for a in args:
+        if isinstance(a, np.ndarray) and a.ndim >= 1:
+            return a.shape[0]
+    raise ValueError("batch_size needs data: an array in args whose leading axis is the samples")
+
+
+def wrap_callback(callback):
+    """scipy's rule: ``callback(intermediate_result)`` if that is its only parameter name."""
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    try:
+        names = set(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    if names == {"intermediate_result"}:
+        return lambda res: callback(intermediate_result=res)
+    return lambda res: callback(np.copy(res.x))
+
+
+def _grad_norm(x, g, bounds):
+    """Max-norm of the gradient, projected onto the box when there are bounds.
+
+    The projected gradient ``x - clip(x - g, lb, ub)`` vanishes at a constrained minimum,
+    where the gradient itself points out of the box (L-BFGS-B's ``pgtol`` test).
+    """
+    if bounds is not None:
+        g = x - np.clip(x - g, bounds[0], bounds[1])
+    return float(np.max(np.abs(g)))
+
+
+def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, return_all,
+          history, batch_size, epochs, seed, lr, args):
+    """The iteration shared by every method. Returns an OptimizeResult."""
+    batches = None
+    if batch_size is not None:
+        n_samples = sample_count(args)
+        batch_size = int(min(batch_size, n_samples))
+        rng = np.random.default_rng(seed)
+        per_epoch = -(-n_samples // batch_size)
+        if epochs is not None:
+            maxiter = min(maxiter, epochs * per_epoch) if maxiter is not None else epochs * per_epoch
+
+        def batches():
+            while True:
+                order = rng.permutation(n_samples)
+                for start in range(0, n_samples, batch_size):
+                    idx = order[start:start + batch_size]
+                    yield tuple(a[idx] if isinstance(a, np.ndarray) and a.ndim >= 1
+                                and a.shape[0] == n_samples else a for a in args)
+        batches = batches()
+        objective.set_args(next(batches))
+    if maxiter is None:
+        maxiter = 10000
+
+    allvecs = [x.copy()] if return_all else None
+    trace_f, trace_g, trace_t = [], [], []
+    best_x, best_f = x.copy(), np.inf
+    status, nit, f_prev = MAXITER, 0, None
+    t0 = time.perf_counter()
+    f, g, gnorm = np.nan, None, np.nan
+    try:
+        f, g = objective(x)
+        gnorm = _grad_norm(x, g, bounds)
+        if not (np.isfinite(f) and np.isfinite(gnorm)):
+            status = NONFINITE
+        else:
+            best_f = f
+            while True:
+                if history:
+                    trace_f.append(f), trace_g.append(gnorm), trace_t.append(time.perf_counter() - t0)
+                if batches is None and gnorm <= gtol:
+                    status = SUCCESS
+                    break
+                if batches is None and f_prev is not None and ftol > 0 and \
+                        f_prev - f <= ftol * max(abs(f), abs(f_prev), 1.0):
+                    status = FTOL
+                    break
+                if nit >= maxiter:
+                    status = EPOCHS if epochs is not None and batches is not None else MAXITER
+                    break
+                x_prev, f_prev = x.copy(), f
+                opt.step(g, lr=None if lr is None else lr(nit))
+                if bounds is not None:
+                    np.clip(x, bounds[0], bounds[1], out=x)
+                nit += 1
+                if batches is not None:
+                    objective.set_args(next(batches))
+                f, g = objective(x)
+                gnorm = _grad_norm(x, g, bounds)
+                if not (np.isfinite(f) and np.isfinite(gnorm)):
+                    x[...] = x_prev
+                    f, status = f_prev, NONFINITE
+                    break
+                if f < best_f:
+                    best_f, best_x = f, x.copy()
+                if return_all:
+                    allvecs.append(x.copy())
+                if callback is not None:
+                    try:
+                        callback(OptimizeResult(x=x.copy(), fun=f, jac=g.copy(), nit=nit))
+                    except StopIteration:
+                        status = CALLBACK_STOP
+                        break
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+        if best_f < np.inf:
+            x[...] = best_x
+            f = best_f
+    if batches is not None and status in (MAXITER, EPOCHS, CALLBACK_STOP):
+        objective.set_args(args)  # report f and g on the whole data set
+        f, g = objective(x)
+    res = OptimizeResult(x=x, fun=f, jac=g, nit=nit, nfev=objective.nfev, njev=objective.njev,
+                         status=status, success=status in _SUCCESSFUL,
+                         message=STATUS_MESSAGES[status])
+    if batches is not None:
+        res.epochs = nit / per_epoch
+        res.steps = nit
+    if return_all:
+        res.allvecs = allvecs
+    if history:
+        res.history = dict(fun=np.array(trace_f), grad_norm=np.array(trace_g),
+                           time=np.array(trace_t))
+    if disp:
+        print(("" if res.success else "Warning: ") + res.message)
+        print(f"         Current function value: {res.fun:.6f}")
+        print(f"         Iterations: {res.nit}")
+        print(f"         Function evaluations: {res.nfev}")
+        print(f"         Gradient evaluations: {res.njev}")
+    return res
+
+
+def _run(name, fun, x0, args, jac, bounds, callback, options):
+    cls = METHODS[name]
+    hyper_names = [p for p in inspect.signature(cls.__init__).parameters
+                   if p not in ("self", "params")]
+    unknown = sorted(set(options) - set(hyper_names) - set(LOOP_OPTIONS) - {"lr"})
+    if unknown:
+        warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
+                      stacklevel=3)
+    x = as_x0(x0)
+    args = args if isinstance(args, tuple) else (args,)
+    o = dict(options)
+    lr = o.pop("lr", None)
+    schedule = lr if callable(lr) else None
+    tol = o.pop("tol", None)
+    gtol = real("gtol", o.pop("gtol", 1e-5 if tol is None else tol), low=0.0)
+    ftol = real("ftol", o.pop("ftol", 0.0), low=0.0)
+    maxiter = o.pop("maxiter", None)
+    if maxiter is not None and (isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer))):
+        raise TypeError(f"maxiter must be an integer, got {type(maxiter).__name__} {maxiter!r}")
+    if maxiter is not None and maxiter < 0:
+        raise ValueError(f"Invalid maxiter value: {maxiter}; it must be >= 0")
+    batch_size = o.pop("batch_size", None)
+    epochs = o.pop("epochs", None)
+    for key, v in (("batch_size", batch_size), ("epochs", epochs)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"Invalid {key} value: {v!r}; it must be a positive integer")
+    if epochs is not None and batch_size is None:
+        raise ValueError("epochs needs batch_size")
+    loop = dict(maxiter=maxiter, gtol=gtol, ftol=ftol, disp=bool(o.pop("disp", False)),
+                return_all=bool(o.pop("return_all", False)),
+                history=bool(o.pop("history", False)) or bool(options.get("return_all", False)),
+                batch_size=batch_size, epochs=epochs, seed=o.pop("seed", None), args=args)
+    hyper_kwargs = {k: v for k, v in o.items() if k in hyper_names}
+    if schedule is not None:
+        positive("lr", schedule(0))
+    else:
+        hyper_kwargs["lr"] = lr
+    opt = cls(x, **hyper_kwargs)  # validates every hyperparameter before any evaluation
+    lb_ub = as_bounds(bounds, x.size, x.dtype)
+    if lb_ub is not None:
+        np.clip(x, lb_ub[0], lb_ub[1], out=x)
+    objective = Objective(fun, jac, args, x.dtype)
+    return _loop(opt, x, objective, lb_ub, wrap_callback(callback), lr=schedule, **loop)
+
+
+def _worker(name):
+    cls = METHODS[name]
+
+    def worker(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+               constraints=None, callback=None, **options):
+        if constraints not in (None, (), []):
+            raise ValueError(f"method {name!r} does not support constraints")
+        return _run(name, fun, x0, args, jac, bounds, callback, options)
+
+    worker.__name__ = worker.__qualname__ = f"_minimize_{name}"
+    worker.__doc__ = f"""Minimize a scalar function with {cls.__name__}.
+
+    Also a scipy custom method: ``scipy.optimize.minimize(fun, x0, method=rmsopt.methods.{name})``.
+
+    Options
+    -------
+    maxiter : int
+        Maximum number of iterations (steps); default 10000, or epochs x batches.
+    gtol : float
+        Stop when the max-norm of the gradient (projected onto the bounds, if any) is
+        <= gtol (default 1e-5; ``tol`` sets it). Not applied to mini-batch gradients.
+    ftol : float
+        Stop when ``f_prev - f <= ftol * max(|f|, |f_prev|, 1)``; default 0 (off).
+    lr : float or callable
+        Learning rate, or a schedule ``lr(k)`` of the iteration (see rmsopt.schedules).
+    batch_size, epochs, seed : int
+        Mini-batches: every array in ``args`` whose leading axis has the sample count
+        (that of the first such array) is sliced by the same shuffled indices each step,
+        reshuffled every epoch by ``numpy.random.default_rng(seed)``.
+    disp : bool
+        Print a convergence report.
+    return_all : bool
+        Add ``allvecs`` (every iterate) and ``history`` to the result.
+    history : bool
+        Add ``history`` (f, gradient max-norm and elapsed time per iteration).
+    Other options
+        The hyperparameters of :class:`rmsopt.{cls.__name__}`:
+{cls.__doc__}"""
+    return worker
+
+
+_minimize_rmsprop = _worker("rmsprop")
+_minimize_sgd = _worker("sgd")
+_minimize_adagrad = _worker("adagrad")
+_minimize_adadelta = _worker("adadelta")
+_minimize_adam = _worker("adam")
+WORKERS = {"rmsprop": _minimize_rmsprop, "sgd": _minimize_sgd, "adagrad": _minimize_adagrad,
+           "adadelta": _minimize_adadelta, "adam": _minimize_adam}
+
+
+def minimize(fun, x0, args=(), method="rmsprop", jac=None, bounds=None, tol=None, callback=None,
+             options=None):
+    """Minimize ``fun`` from ``x0`` with a first-order adaptive method; scipy's signature.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float``; with ``jac=True`` it returns ``(f, gradient)``.
+    x0 : array_like, shape (n,)
+        Starting point; never modified. float32 stays float32; integers become float64.
+    args : tuple
+        Extra arguments of ``fun`` and ``jac`` (the data, for mini-batches).
+    method : str
+        ``"rmsprop"`` (default), ``"sgd"``, ``"adagrad"``, ``"adadelta"`` or ``"adam"``
+        (case-insensitive).
+    jac : callable, True, "2-point", "3-point" or None
+        Gradient; None means forward differences. Finite-difference calls count in nfev.
+    bounds : scipy.optimize.Bounds or sequence of (low, high)
+        Box constraints, enforced by projection after every step.
+    tol : float
+        Default for the ``gtol`` option.
+    callback : callable
+        ``callback(intermediate_result)`` or ``callback(xk)`` after each iteration, with
+        copies; raising StopIteration ends the run with status 99.
+    options : dict
+        See :func:`show_options`.
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        ``x, fun, jac, nit, nfev, njev, status, success, message``; with mini-batches also
+        ``epochs`` and ``steps``; ``allvecs`` and ``history`` on request.
+
+    Examples
+    --------
+    >>> import numpy as np, rmsopt
+    >>> from scipy.optimize import rosen, rosen_der
+    >>> res = rmsopt.minimize(rosen, np.array([-1.0, 1.5]), jac=rosen_der,
+    ...                       options={"lr": 1e-3, "maxiter": 20000})
+    >>> bool(np.allclose(res.x, 1.0, atol=1e-2))
+    True
+    """
+    if not isinstance(method, str) or method.lower() not in WORKERS:
+        raise ValueError(f"Unknown solver {method!r}; expected one of {', '.join(WORKERS)}")
+    options = {} if options is None else dict(options)
+    if tol is not None:
+        options.setdefault("gtol", tol)
+    return WORKERS[method.lower()](fun, x0, args=args, jac=jac, bounds=bounds,
+                                   callback=callback, **options)
+
+
+def show_options(method=None, disp=True):
+    """The documentation of a method's options (all methods when ``method`` is None)."""
+    if method is None:
+        text = "\n\n".join(f"{name}\n{'=' * len(name)}\n{w.__doc__}" for name, w in WORKERS.items())
+    else:
+        if not isinstance(method, str) or method.lower() not in WORKERS:
+            raise ValueError(f"Unknown solver {method!r}")
+        text = WORKERS[method.lower()].__doc__
+    if disp:
+        print(text)
+        return None
+    return text

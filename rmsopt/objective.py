@@ -1,0 +1,118 @@
+"""The objective as minimize sees it: value and gradient at x, counted and memoised.
+
+``jac`` may be a callable ``jac(x, *args)``, ``True`` (``fun`` returns
+``(f, g)``), or ``"2-point"``/``"3-point"``/``None`` for finite differences
+(``None`` means ``"2-point"``, as in scipy). Every call of ``fun`` counts in
+``nfev`` (finite-difference calls too), every call of ``jac`` in ``njev``; with
+``jac=True`` one call counts in both. The last point is remembered, so ``fun``
+is never evaluated twice at the same ``x`` with the same data.
+"""
+
+import numpy as np
+
+FD_METHODS = ("2-point", "3-point")
+
+
+def scalar_value(f):
+    """``f`` as a Python float, with scipy's wording for non-scalars."""
+    if isinstance(f, (str, bytes)) or f is None:
+        raise TypeError(f"The objective function must return a real scalar, got "
+                        f"{type(f).__name__} {f!r}")
+    a = np.asarray(f)
+    if a.size != 1:
+        raise ValueError("The user-provided objective function must return a scalar value.")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"The objective function must return a real scalar, got dtype {a.dtype}")
+    return float(a.reshape(()))
+
+
+class Objective:
+    """``fun`` and its gradient at a point, with evaluation counts.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float`` (or ``(float, array)`` with ``jac=True``).
+    jac : callable, True, "2-point", "3-point" or None
+    args : tuple
+        Extra arguments; :meth:`set_args` swaps them (mini-batches).
+    dtype : numpy dtype
+        Gradients are returned in this dtype.
+    """
+
+    def __init__(self, fun, jac, args, dtype):
+        if not callable(fun):
+            raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+        if not (callable(jac) or jac is True or jac is None or jac is False
+                or (isinstance(jac, str) and jac in FD_METHODS)):
+            raise ValueError(f"Invalid jac {jac!r}; expected a callable, True, "
+                             "'2-point', '3-point' or None")
+        self.fun, self.jac, self.dtype = fun, jac, np.dtype(dtype)
+        self.args = tuple(args)
+        self.nfev = self.njev = 0
+        self._x = self._f = self._g = None
+
+    def set_args(self, args):
+        """Use other extra arguments (a new mini-batch); forgets the memo."""
+        self.args = tuple(args)
+        self._x = None
+
+    def _value(self, x):
+        self.nfev += 1
+        return scalar_value(self.fun(np.copy(x), *self.args))
+
+    def _gradient(self, g, x):
+        g = np.asarray(g)
+        if g.shape != x.shape:
+            raise ValueError(f"jac returned an array of shape {g.shape}; expected {x.shape} "
+                             "(the shape of x)")
+        if g.dtype.kind not in "fiub":
+            raise TypeError(f"jac must return a real array, got dtype {g.dtype}")
+        return g.astype(self.dtype, copy=True)
+
+    def __call__(self, x):
+        """``(f, g)`` at ``x``; ``g`` is a fresh array of the objective's dtype."""
+        if self._x is not None and np.array_equal(x, self._x):
+            return self._f, self._g.copy()
+        if self.jac is True:
+            out = self.fun(np.copy(x), *self.args)
+            self.nfev += 1
+            self.njev += 1
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise TypeError("with jac=True, fun must return a tuple (f, gradient)")
+            f, g = scalar_value(out[0]), self._gradient(out[1], x)
+        elif callable(self.jac):
+            f = self._value(x)
+            self.njev += 1
+            g = self._gradient(self.jac(np.copy(x), *self.args), x)
+        else:
+            f = self._value(x)
+            g = self._finite_differences(x, f)
+        self._x, self._f, self._g = x.copy(), f, g
+        return f, g.copy()
+
+    def _finite_differences(self, x, f0):
+        """Forward (``"2-point"``, default) or central (``"3-point"``) differences.
+
+        Relative steps :math:`h_i = \\epsilon^{1/2} \\max(1, |x_i|)` (forward) or
+        :math:`\\epsilon^{1/3} \\max(1, |x_i|)` (central), with :math:`\\epsilon` of
+        x's dtype; the step actually taken is ``(x + h) - x``, exact in floating point.
+        """
+        central = self.jac == "3-point"
+        eps = np.finfo(x.dtype).eps
+        h = (eps ** (1 / 3) if central else eps ** 0.5) * np.maximum(1.0, np.abs(x))
+        g = np.empty(x.shape, dtype=np.float64)
+        xh = x.copy()
+        for i in range(x.size):
+            xi = x[i]
+            xh[i] = xi + h[i]
+            up = xh[i] - xi
+            f_up = self._value(xh)
+            if central:
+                xh[i] = xi - h[i]
+                down = xi - xh[i]
+                g[i] = (f_up - self._value(xh)) / (up + down)
+            else:
+                g[i] = (f_up - f0) / up
+            xh[i] = xi
+        return g.astype(self.dtype)

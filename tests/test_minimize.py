@@ -1,0 +1,381 @@
+"""scipy's generic minimize tests, in spirit, over every rmsopt method; plus rmsopt's extras."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+from scipy.optimize import OptimizeResult, OptimizeWarning, rosen, rosen_der
+
+import rmsopt
+from rmsopt import schedules
+
+METHODS = list(rmsopt.METHODS)
+LR = {"rmsprop": 1e-2, "sgd": 1e-3, "adagrad": 0.5, "adadelta": 1.0, "adam": 1e-2}
+
+
+def quad(x, a=None):
+    a = np.arange(1, x.size + 1) if a is None else a
+    return 0.5 * np.sum(a * x * x)
+
+
+def quad_grad(x, a=None):
+    a = np.arange(1, x.size + 1) if a is None else a
+    return a * x
+
+
+X0 = np.array([1.0, -2.0, 0.5])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_attribute_present(method):
+    res = rmsopt.minimize(quad, X0, method=method, jac=quad_grad,
+                          options=dict(lr=LR[method], maxiter=50))
+    assert isinstance(res, OptimizeResult)
+    for attr in ("x", "fun", "jac", "nit", "nfev", "njev", "status", "success", "message"):
+        assert attr in res, attr
+    assert res.x.shape == X0.shape and res.jac.shape == X0.shape
+    assert res.fun == quad(res.x)
+    np.testing.assert_array_equal(res.jac, quad_grad(res.x))
+
+
+# Known-good counts on a fixed problem: regression guards (as scipy's test_nfev).
+# 40 iterations -> 41 evaluations of f and g (x0 and after each step); forward differences
+# add n = 3 calls of fun per gradient, central differences 2n.
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("jac,nfev,njev", [("callable", 41, 41), (True, 41, 41),
+                                           (None, 164, 0), ("2-point", 164, 0),
+                                           ("3-point", 287, 0)])
+def test_exact_nfev_njev(method, jac, nfev, njev):
+    calls = []
+
+    def f(x):
+        calls.append(x.copy())
+        return (quad(x), quad_grad(x)) if jac is True else quad(x)
+
+    res = rmsopt.minimize(f, X0, method=method, options=dict(lr=LR[method], maxiter=40, gtol=0),
+                          jac=quad_grad if jac == "callable" else jac)
+    assert (res.nit, res.nfev, res.njev) == (40, nfev, njev)
+    assert len(calls) == nfev
+    if jac in ("callable", True):  # never twice at the same x
+        assert len({c.tobytes() for c in calls}) == len(calls)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_stop_iteration_equals_maxiter(method):
+    k = 7
+    opts = dict(lr=LR[method], gtol=0)
+    ref = rmsopt.minimize(quad, X0, method=method, jac=quad_grad, options=dict(opts, maxiter=k))
+
+    def cb(intermediate_result):
+        if intermediate_result.nit == k:
+            raise StopIteration
+
+    res = rmsopt.minimize(quad, X0, method=method, jac=quad_grad, callback=cb, options=opts)
+    assert res.status == 99 and not res.success and "StopIteration" in res.message
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert (res.nit, res.nfev, res.njev, res.fun) == (ref.nit, ref.nfev, ref.njev, ref.fun)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_callbacks_get_copies_in_both_styles(method):
+    seen_x, seen_r = [], []
+
+    def cb_x(xk):
+        seen_x.append(xk)
+        xk[:] = 1e6  # must not affect the run
+
+    def cb_r(intermediate_result):
+        seen_r.append(intermediate_result)
+        intermediate_result.x[:] = 1e6
+
+    opts = dict(lr=LR[method], maxiter=5, gtol=0)
+    ref = rmsopt.minimize(quad, X0, method=method, jac=quad_grad, options=opts)
+    a = rmsopt.minimize(quad, X0, method=method, jac=quad_grad, callback=cb_x, options=opts)
+    b = rmsopt.minimize(quad, X0, method=method, jac=quad_grad, callback=cb_r, options=opts)
+    np.testing.assert_array_equal(a.x, ref.x)
+    np.testing.assert_array_equal(b.x, ref.x)
+    assert len(seen_x) == len(seen_r) == 5
+    assert isinstance(seen_r[0], OptimizeResult) and "fun" in seen_r[0]
+    assert len({id(v) for v in seen_x}) == 5
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nan_objective_stops_with_last_finite_iterate(method):
+    def f(x):
+        return np.nan if x[0] < 0.6 else quad(x)
+
+    trajectory = []
+    res = rmsopt.minimize(f, X0, method=method, jac=quad_grad, callback=lambda xk:
+                          trajectory.append(xk), options=dict(lr=0.05 if method != "adadelta"
+                                                              else 1.0, maxiter=10000))
+    assert res.status == 3 and not res.success and "non-finite" in res.message
+    assert np.isfinite(res.fun) and res.x[0] >= 0.6
+    assert res.fun == quad(res.x)
+    np.testing.assert_array_equal(res.x, trajectory[-1] if trajectory else X0)
+
+
+def test_nan_at_x0_gives_status_3_and_x0():
+    res = rmsopt.minimize(lambda x: np.nan, X0, jac=quad_grad)
+    assert res.status == 3 and not res.success and res.nit == 0
+    np.testing.assert_array_equal(res.x, X0)
+
+
+def test_nan_gradient_mid_run():
+    def g(x):
+        return np.full_like(x, np.inf) if x[0] < 0.9 else quad_grad(x)
+
+    res = rmsopt.minimize(quad, X0, jac=g, options=dict(lr=0.01))
+    assert res.status == 3 and np.isfinite(res.x).all() and res.x[0] >= 0.9
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_unknown_option_warns(method):
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: bogus"):
+        rmsopt.minimize(quad, X0, method=method, jac=quad_grad,
+                        options=dict(maxiter=1, bogus=1))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_show_options(method):
+    text = rmsopt.show_options(method, disp=False)
+    assert "maxiter" in text and "gtol" in text and "lr" in text
+    assert rmsopt.METHODS[method].__name__ in text
+    assert method in rmsopt.show_options(disp=False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("jac", ["callable", True, None])
+def test_scipy_custom_method_gives_the_identical_result(method, jac):
+    fun = (lambda x: (quad(x), quad_grad(x))) if jac is True else quad
+    j = quad_grad if jac == "callable" else jac
+    bounds = [(-0.5, 2.0), (None, 0.0), (0.1, None)]
+    calls = []
+    opts = dict(lr=LR[method], maxiter=30, gtol=0)
+    ours = rmsopt.minimize(fun, X0, method=method, jac=j, bounds=bounds, options=opts,
+                           callback=lambda xk: calls.append(("ours", xk)))
+    theirs = so.minimize(fun, X0, method=getattr(rmsopt.methods, method), jac=j, bounds=bounds,
+                         options=opts, callback=lambda xk: calls.append(("scipy", xk)))
+    for key in ("x", "fun", "jac", "nit", "nfev", "njev", "status", "message"):
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    assert len(calls) == 60
+
+
+def test_scipy_custom_method_tolerates_tol_bounds_object_and_extra_keys():
+    res = so.minimize(quad, X0, method=rmsopt.methods.rmsprop, jac=quad_grad, tol=1e-3,
+                      bounds=so.Bounds([-1, -1, 0.2], [2, 2, 2]), options=dict(lr=0.01),
+                      hess=None, constraints=())
+    assert res.success and res.status == 0
+    assert np.max(np.abs(res.jac[:2])) <= 1e-3 and res.jac[2] > 0  # at the bound: projected
+    assert res.x[2] == 0.2
+
+
+def test_bounds_project_every_iterate():
+    seen = []
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, bounds=so.Bounds([0.3, -np.inf, 0.4], np.inf),
+                          callback=lambda xk: seen.append(xk), options=dict(lr=0.05, maxiter=300))
+    assert all(s[0] >= 0.3 and s[2] >= 0.4 for s in seen)
+    np.testing.assert_allclose(res.x, [0.3, 0.0, 0.4], atol=1e-3)
+
+
+def test_x0_unchanged_and_float32_preserved():
+    x0 = np.array([1.0, -2.0], dtype=np.float32)
+    before = x0.tobytes()
+    res = rmsopt.minimize(quad, x0, jac=quad_grad, options=dict(lr=0.01, maxiter=20))
+    assert x0.tobytes() == before
+    assert res.x.dtype == np.float32 and res.jac.dtype == np.float32
+
+
+def test_integer_and_scalar_x0():
+    res = rmsopt.minimize(quad, [3, 4], jac=quad_grad, options=dict(maxiter=2))
+    assert res.x.dtype == np.float64
+    res = rmsopt.minimize(lambda x: float(x[0] ** 2), 3.0, jac=lambda x: 2 * x,
+                          options=dict(maxiter=2))
+    assert res.x.shape == (1,)
+
+
+def test_maxiter_zero():
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=0))
+    assert res.nit == 0 and res.nfev == 1 and res.status == 1
+    np.testing.assert_array_equal(res.x, X0)
+
+
+def test_converges_with_gtol_and_ftol():
+    # with a constant lr RMSprop keeps oscillating at the scale of lr: a decaying lr converges
+    res = rmsopt.minimize(quad, X0, jac=quad_grad,
+                          options=dict(lr=schedules.exponential(0.01, 0.999), gtol=1e-4))
+    assert res.success and res.status == 0 and np.max(np.abs(res.jac)) <= 1e-4
+    res = rmsopt.minimize(quad, X0, method="adam", jac=quad_grad,
+                          options=dict(lr=0.01, gtol=0, ftol=1e-12))
+    assert res.success and res.status == 2
+
+
+def test_rosenbrock_every_method():
+    opts = {"rmsprop": dict(lr=1e-3, maxiter=20000), "sgd": dict(lr=1e-4, momentum=0.9,
+                                                                maxiter=20000),
+            "adagrad": dict(lr=0.5, maxiter=20000), "adam": dict(lr=1e-2, maxiter=20000)}
+    for method, o in opts.items():
+        res = rmsopt.minimize(rosen, [-1.5, 2.0], method=method, jac=rosen_der, options=o)
+        assert np.linalg.norm(res.x - 1) < 0.05, (method, res.x)
+
+
+def test_learning_rate_schedule_equals_per_step_lr():
+    sched = schedules.warmup(schedules.cosine(0.05, 30), 5)
+    res = rmsopt.minimize(quad, X0, jac=quad_grad,
+                          options=dict(lr=sched, maxiter=30, gtol=0, momentum=0.9))
+    x = X0.copy()
+    opt = rmsopt.RMSprop(x, momentum=0.9)
+    for k in range(30):
+        opt.step(quad_grad(x), lr=sched(k))
+    np.testing.assert_array_equal(res.x, x)
+
+
+def test_return_all_and_history():
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=10, gtol=0,
+                                                                return_all=True))
+    assert len(res.allvecs) == 11
+    np.testing.assert_array_equal(res.allvecs[0], X0)
+    np.testing.assert_array_equal(res.allvecs[-1], res.x)
+    assert res.history["fun"].shape == (11,) and res.history["fun"][0] == quad(X0)
+    assert (np.diff(res.history["time"]) >= 0).all()
+
+
+def test_disp_prints_a_report(capsys):
+    rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=3, disp=True))
+    out = capsys.readouterr().out
+    assert "Iterations: 3" in out and "Function evaluations: 4" in out
+
+
+def test_keyboard_interrupt_returns_best_iterate():
+    calls = {"n": 0}
+
+    def f(x):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt
+        return quad(x)
+
+    res = rmsopt.minimize(f, X0, jac=quad_grad, options=dict(lr=0.01))
+    assert res.status == 4 and not res.success and "Interrupted" in res.message
+    # 24 steps were taken; the 25th evaluation (at the 24th iterate) was interrupted, so the
+    # best evaluated iterate is the 23rd
+    assert res.nit == 24 and res.nfev == 25 and res.njev == 24
+    assert res.fun == quad(res.x) and res.fun < quad(X0)
+    np.testing.assert_array_equal(res.jac, quad_grad(res.x))
+
+
+def test_other_callback_exceptions_propagate():
+    def cb(xk):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        rmsopt.minimize(quad, X0, jac=quad_grad, callback=cb)
+
+
+# ------------------------------------------------------------------- mini-batches
+
+def regression(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.c_[np.ones(n), rng.uniform(0, 2, n)]
+    y = 4 + 3 * X[:, 1] + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def mse(w, X, y):
+    r = X @ w - y
+    return 0.5 * np.mean(r * r)
+
+
+def mse_grad(w, X, y):
+    return X.T @ (X @ w - y) / len(y)
+
+
+def test_minibatch_converges_and_is_repeatable():
+    X, y = regression()
+    opts = dict(lr=0.01, batch_size=64, epochs=20, seed=3)
+    a = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=mse_grad, options=opts)
+    b = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=mse_grad, options=opts)
+    c = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=mse_grad, options=dict(opts, seed=4))
+    np.testing.assert_array_equal(a.x, b.x)
+    assert not np.array_equal(a.x, c.x)
+    exact = np.linalg.lstsq(X, y, rcond=None)[0]
+    np.testing.assert_allclose(a.x, exact, atol=0.05)
+    assert a.status == 5 and a.success and a.steps == 20 * 32 and a.epochs == 20
+    assert a.fun == mse(a.x, X, y)  # reported on the whole data set
+
+
+def test_minibatch_slices_every_sample_array_with_the_same_indices():
+    X, y = regression(100)
+    ids = np.arange(100)
+    seen = []
+
+    def f(w, X_, y_, ids_, scale):
+        seen.append(ids_.copy())
+        assert scale == 2.0 and np.array_equal(X_[:, 1] * 3 + 4, (4 + 3 * X[ids_, 1]))
+        return mse(w, X_, y_)
+
+    res = rmsopt.minimize(f, np.zeros(2), args=(X, y, ids, 2.0), jac=lambda w, X_, y_, i, s:
+                          mse_grad(w, X_, y_), options=dict(batch_size=30, epochs=2, seed=0))
+    epoch1 = np.concatenate(seen[0:4])
+    assert sorted(epoch1.tolist()) == list(range(100)) and len(seen[0]) == 30
+    assert res.steps == 8
+
+
+BAD_X0 = [
+    (np.array([1.0, np.nan]), ValueError, "x0 contains NaN or inf"),
+    (np.array([1.0, np.inf]), ValueError, "x0 contains NaN or inf"),
+    (np.array([1 + 1j]), ValueError, "x0 must be a real float or integer array, got dtype complex128"),
+    (np.array(["a"]), ValueError, "got dtype <U1"),
+    (np.array([None]), ValueError, "got dtype object"),
+    (np.array([]), ValueError, "x0 is empty"),
+    (np.ones((2, 2)), ValueError, "'x0' must only have one dimension"),
+    (np.ones(2, np.float16), ValueError, "float16"),
+]
+
+
+@pytest.mark.parametrize("x0,exc,match", BAD_X0)
+def test_bad_x0(x0, exc, match):
+    before = x0.tobytes()
+    calls = []
+    with pytest.raises(exc, match=match):
+        rmsopt.minimize(lambda x: calls.append(1) or 0.0, x0)
+    assert x0.tobytes() == before and not calls
+
+
+BAD_CALLS = [
+    (dict(fun=lambda x: np.ones(2)), ValueError, "must return a scalar value"),
+    (dict(fun=lambda x: "a"), TypeError, "must return a real scalar, got str"),
+    (dict(fun=lambda x: None), TypeError, "must return a real scalar, got NoneType"),
+    (dict(jac=lambda x: np.ones(5)), ValueError, r"jac returned an array of shape \(5,\); expected \(3,\)"),
+    (dict(jac="4-point"), ValueError, "Invalid jac '4-point'"),
+    (dict(fun=lambda x: quad(x), jac=True), TypeError, "with jac=True, fun must return a tuple"),
+    (dict(method="bfgs"), ValueError, "Unknown solver 'bfgs'"),
+    (dict(options=dict(maxiter=-1)), ValueError, "Invalid maxiter value: -1"),
+    (dict(options=dict(maxiter=1.5)), TypeError, "maxiter must be an integer"),
+    (dict(options=dict(lr=-1.0)), ValueError, "Invalid lr"),
+    (dict(options=dict(rho="x")), TypeError, "rho must be a real number"),
+    (dict(options=dict(batch_size=0)), ValueError, "Invalid batch_size"),
+    (dict(options=dict(epochs=2)), ValueError, "epochs needs batch_size"),
+    (dict(options=dict(batch_size=4)), ValueError, "batch_size needs data"),
+    (dict(bounds=[(0, 1)]), ValueError, r"bounds must be 3 \(low, high\) pairs"),
+    (dict(bounds=[(2, 1), (0, 1), (0, 1)]), ValueError, "lower bound above"),
+    (dict(callback=3), TypeError, "callback must be callable"),
+]
+
+
+@pytest.mark.parametrize("kwargs,exc,match", BAD_CALLS)
+def test_bad_calls(kwargs, exc, match):
+    x0 = X0.copy()
+    call = dict(fun=quad, jac=quad_grad)
+    call.update(kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        with pytest.raises(exc, match=match):
+            rmsopt.minimize(call.pop("fun"), x0, **call)
+    np.testing.assert_array_equal(x0, X0)
+
+
+def test_method_is_case_insensitive():
+    a = rmsopt.minimize(quad, X0, method="RMSprop", jac=quad_grad, options=dict(maxiter=3))
+    b = rmsopt.minimize(quad, X0, method="rmsprop", jac=quad_grad, options=dict(maxiter=3))
+    np.testing.assert_array_equal(a.x, b.x)
