@@ -1,4 +1,4 @@
-"""Command line: ``python -m rmsopt demo | info``."""
+"""Command line: ``python -m rmsopt demo | bench | info``."""
 
 import argparse
 import platform
@@ -45,6 +45,15 @@ def demo(args):
     return 0
 
 
+def bench(args):
+    """Time one RMSprop step against in-place NumPy, torch and the bandwidth floor."""
+    from .bench import table
+
+    sizes = (1e3, 1e6) if args.quick else (1e3, 1e6, 2e7)
+    table(sizes)
+    return 0
+
+
 def info(args):
     import numba
 
@@ -62,6 +71,9 @@ def main(argv=None):
     p = sub.add_parser("demo", help="minimise Rosenbrock with every optimizer, print a table")
     p.add_argument("--quick", action="store_true", help="fewer steps")
     p.set_defaults(func=demo)
+    p = sub.add_parser("bench", help="time one step side by side with NumPy, torch, the floor")
+    p.add_argument("--quick", action="store_true", help="small sizes only (under a minute)")
+    p.set_defaults(func=bench)
     sub.add_parser("info", help="versions and threads").set_defaults(func=info)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -33,6 +33,12 @@ def _pointer(typingctx, address):
     return types.voidptr(address), codegen
 
 
+# Inner loops count with an unsigned index: a signed one could be negative as far as Numba
+# knows, so every access would get a wrap-around select that stops LLVM from vectorising
+# (measured: 3x slower at 2e7 elements).
+_unsigned = njit(inline="always")(lambda n: np.uint64(n))
+
+
 def task_table(sizes, task_size):
     """Rows ``(array, lo, hi)`` covering every array in chunks of ``task_size``."""
     rows = [
@@ -75,25 +81,26 @@ def _build_step(rule, flags, common, slots, parallel):
     def step(paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h):
         for t in prange(tasks.shape[0]):
             j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-            p = carray(_pointer(paddr[j]), size[j], s0.dtype)
-            g = carray(_pointer(gaddr[j]), size[j], s0.dtype)
-            off = offset[j]
-            for k in range(lo, hi):
+            p = carray(_pointer(paddr[j]), size[j], s0.dtype)[lo:hi]
+            g = carray(_pointer(gaddr[j]), size[j], s0.dtype)[lo:hi]
+            start, stop = offset[j] + lo, offset[j] + hi
+            v0, v1, v2 = s0[start:stop], s1[start:stop], s2[start:stop]
+            for k in range(_unsigned(hi - lo)):
                 pk = p[k]
                 gk = rules.prepare_gradient(pk, g[k], c, common)
                 pk = rules.decay_parameter(pk, c, common)
-                # An unused slot gets a placeholder that the rule ignores.
-                a = s0[off + k] if use0 else gk
-                b = s1[off + k] if use1 else gk
-                d = s2[off + k] if use2 else gk
+                # An unused slot (an empty array) gets a placeholder that the rule ignores.
+                a = v0[k] if use0 else gk
+                b = v1[k] if use1 else gk
+                d = v2[k] if use2 else gk
                 pk, a, b, d = rule(pk, gk, a, b, d, h, flags)
                 p[k] = pk
                 if use0:
-                    s0[off + k] = a
+                    v0[k] = a
                 if use1:
-                    s1[off + k] = b
+                    v1[k] = b
                 if use2:
-                    s2[off + k] = d
+                    v2[k] = d
 
     return step
 
@@ -104,9 +111,9 @@ def _build_sum_squares(parallel):
         partial = np.zeros(tasks.shape[0], dtype=np.float64)
         for t in prange(tasks.shape[0]):
             j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-            g = carray(_pointer(gaddr[j]), size[j], dtype_ref.dtype)
+            g = carray(_pointer(gaddr[j]), size[j], dtype_ref.dtype)[lo:hi]
             acc = 0.0
-            for k in range(lo, hi):
+            for k in range(_unsigned(hi - lo)):
                 x = np.float64(g[k])
                 acc += x * x
             partial[t] = acc
