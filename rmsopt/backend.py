@@ -108,3 +108,25 @@ def apply_step(backend, rule, flags, common, slots, layout, params, grads, state
     args = (layout.paddr, layout.gaddr(grads), layout.size, layout.offset, layout.tasks,
             *state, c, h)
     _launch(kernel, args, layout.parallel)
+
+
+def step_function(backend, rule, flags, common, slots, layout, params, state):
+    """``step(grads, c, h)`` for fixed parameters, state and variant: the per-step fast path.
+
+    The kernel is looked up once, and the gradients' addresses are written into a
+    preallocated table, so a step costs little more than the kernel call itself.
+    """
+    if backend == "numpy":
+        return lambda grads, c, h: apply_step(backend, rule, flags, common, slots, layout,
+                                              params, grads, state, c, h)
+    kernel = cpu.step_kernel(rule.kernel, flags, common, slots, layout.parallel)
+    gaddr = np.zeros(len(params), dtype=np.int64)
+    fixed = (layout.paddr, gaddr, layout.size, layout.offset, layout.tasks, *state)
+    parallel = layout.parallel
+
+    def step(grads, c, h):
+        for j, g in enumerate(grads):
+            gaddr[j] = address(g)
+        _launch(kernel, (*fixed, c, h), parallel)
+
+    return step

@@ -151,6 +151,10 @@ class Rule:
         """Initial value of each slot."""
         return (0.0, 0.0, 0.0)
 
+    def depends_on_step(self, h):
+        """Whether :meth:`scalars` changes with the step count (else it is cached)."""
+        return False
+
     @property
     def kernel(self):
         return getattr(rules, self.name)
@@ -181,6 +185,9 @@ class RMSpropRule(Rule):
     def initial(self, h):
         return (h["initial_scale"], 0.0, 0.0)
 
+    def depends_on_step(self, h):
+        return h["bias_correction"]
+
 
 class SGDRule(Rule):
     name, slots = "sgd", ("buf", "", "")
@@ -210,6 +217,9 @@ class AdaGradRule(Rule):
     def initial(self, h):
         return (h["initial_accumulator_value"], 0.0, 0.0)
 
+    def depends_on_step(self, h):
+        return h["lr_decay"] > 0.0
+
 
 class AdaDeltaRule(Rule):
     name, slots = "adadelta", ("nu", "u", "")
@@ -233,6 +243,9 @@ class AdamRule(Rule):
 
     def active(self, flags):
         return (True, True, flags.amsgrad)
+
+    def depends_on_step(self, h):
+        return True
 
     def scalars(self, h, t, lr, dtype):
         b1, b2 = h["beta1"], h["beta2"]

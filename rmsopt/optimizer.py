@@ -89,13 +89,31 @@ class Optimizer:
         self.t = 0
         self._configure()
         initial = self.rule.initial(self._hyper)
-        self._state = [np.full(self._layout.n if used else 0, value, dtype=self._dtype)
-                       for used, value in zip(self._slots, initial)]
+        self._set_state([np.full(self._layout.n if used else 0, value, dtype=self._dtype)
+                         for used, value in zip(self._slots, initial)])
 
     def _configure(self):
+        """Derive the variant (flags, active slots) from the hyperparameters."""
         self._flags = self.rule.flags(self._hyper)
         self._common = hyper.common_flags(self._hyper)
         self._slots = tuple(bool(u) for u in self.rule.active(self._flags))
+        self._step_dependent = self.rule.depends_on_step(self._hyper)
+        self._scalars_key = self._scalars = None
+
+    def _set_state(self, state):
+        self._state = state
+        self._apply = _backend.step_function(self._backend, self.rule, self._flags,
+                                             self._common, self._slots, self._layout,
+                                             self._flat, state)
+
+    def _host_scalars(self, t, lr, gscale):
+        """The kernel's scalars for step ``t``, reused while nothing they depend on changes."""
+        key = (t if self._step_dependent else None, lr, gscale)
+        if key != self._scalars_key:
+            self._scalars = (hyper.common_scalars(self._hyper, lr, gscale, self._dtype),
+                             self.rule.scalars(self._hyper, t, lr, self._dtype))
+            self._scalars_key = key
+        return self._scalars
 
     @property
     def hyper(self):
@@ -118,6 +136,11 @@ class Optimizer:
 
     def _grad_arrays(self, grad):
         """Gradients as 1-D arrays of the parameters' dtype, checked before any update."""
+        p = self._arrays[0]
+        if (self._single and type(grad) is np.ndarray and grad.dtype == self._dtype
+                and grad.shape == p.shape and grad.flags.c_contiguous
+                and not np.may_share_memory(grad, p)):
+            return [grad.reshape(-1)]  # the common case, checked cheaply
         if self._single:
             grads, names = [grad], ["grad"]
         else:
@@ -159,10 +182,7 @@ class Optimizer:
         if self._hyper["clip_norm"] is not None:
             norm = np.sqrt(_backend.sum_squares(self._backend, self._layout, grads))
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        c = hyper.common_scalars(self._hyper, lr, gscale, self._dtype)
-        h = self.rule.scalars(self._hyper, t, lr, self._dtype)
-        _backend.apply_step(self._backend, self.rule, self._flags, self._common, self._slots,
-                            self._layout, self._flat, grads, self._state, c, h)
+        self._apply(grads, *self._host_scalars(t, lr, gscale))
         self.t = t
 
     # --------------------------------------------------------- checkpoints
@@ -201,9 +221,9 @@ class Optimizer:
         # everything checked: apply
         self._hyper = options
         self._configure()
-        self._state = [np.array(d["state"][name], dtype=self._dtype) if used
-                       else np.empty(0, self._dtype)
-                       for name, used in zip(self.rule.slots, self._slots)]
+        self._set_state([np.array(d["state"][name], dtype=self._dtype) if used
+                         else np.empty(0, self._dtype)
+                         for name, used in zip(self.rule.slots, self._slots)])
         for a, saved in zip(self._arrays, d["params"]):
             a[...] = saved
         self.t = d["t"]
