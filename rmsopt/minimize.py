@@ -47,7 +47,7 @@ _SUCCESSFUL = (SUCCESS, FTOL, EPOCHS)
 
 # Options of the loop itself (the rest belong to the optimizer).
 LOOP_OPTIONS = ("maxiter", "gtol", "ftol", "disp", "return_all", "history", "batch_size",
-                "epochs", "seed", "tol")
+                "epochs", "seed", "tol", "progress")
 
 
 def as_x0(x0):
@@ -124,8 +124,32 @@ def _grad_norm(x, g, bounds):
     return float(np.max(np.abs(g)))
 
 
+class _Progress:
+    """A tqdm bar showing f and the gradient norm, refreshed at most every 0.1 s."""
+
+    def __init__(self, total):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as e:
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from e
+        self.bar = tqdm(total=total, unit="it", mininterval=0.1)
+        self.last = 0.0
+        self.done = 0
+
+    def update(self, nit, f, gnorm):
+        now = time.perf_counter()
+        if now - self.last >= 0.1:
+            self.bar.set_postfix(f=f"{f:.6g}", gnorm=f"{gnorm:.3g}", refresh=False)
+            self.bar.update(nit - self.done)
+            self.done, self.last = nit, now
+
+    def close(self, nit):
+        self.bar.update(nit - self.done)
+        self.bar.close()
+
+
 def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, return_all,
-          history, batch_size, epochs, seed, lr, args):
+          history, batch_size, epochs, seed, lr, args, progress):
     """The iteration shared by every method. Returns an OptimizeResult."""
     batches = None
     if batch_size is not None:
@@ -154,6 +178,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     status, nit, f_prev = MAXITER, 0, None
     t0 = time.perf_counter()
     f, g, gnorm = np.nan, None, np.nan
+    bar = _Progress(maxiter) if progress else None
     try:
         f, g = objective(x)
         gnorm = _grad_norm(x, g, bounds)
@@ -191,6 +216,8 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                     best_f, best_x = f, x.copy()
                 if return_all:
                     allvecs.append(x.copy())
+                if bar is not None:
+                    bar.update(nit, f, gnorm)
                 if callback is not None:
                     try:
                         callback(OptimizeResult(x=x.copy(), fun=f, jac=g.copy(), nit=nit))
@@ -202,6 +229,8 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
         if best_f < np.inf:
             x[...] = best_x
             f = best_f
+    if bar is not None:
+        bar.close(nit)
     if batches is not None and status in (MAXITER, EPOCHS, CALLBACK_STOP):
         objective.set_args(args)  # report f and g on the whole data set
         f, g = objective(x)
@@ -254,6 +283,7 @@ def _run(name, fun, x0, args, jac, bounds, callback, options):
     if epochs is not None and batch_size is None:
         raise ValueError("epochs needs batch_size")
     loop = dict(maxiter=maxiter, gtol=gtol, ftol=ftol, disp=bool(o.pop("disp", False)),
+                progress=bool(o.pop("progress", False)),
                 return_all=bool(o.pop("return_all", False)),
                 history=bool(o.pop("history", False)) or bool(options.get("return_all", False)),
                 batch_size=batch_size, epochs=epochs, seed=o.pop("seed", None), args=args)
@@ -301,6 +331,8 @@ def _worker(name):
         reshuffled every epoch by ``numpy.random.default_rng(seed)``.
     disp : bool
         Print a convergence report.
+    progress : bool
+        Show a progress bar with f and the gradient norm (needs ``tqdm``).
     return_all : bool
         Add ``allvecs`` (every iterate) and ``history`` to the result.
     history : bool

@@ -379,3 +379,12 @@ def test_method_is_case_insensitive():
     a = rmsopt.minimize(quad, X0, method="RMSprop", jac=quad_grad, options=dict(maxiter=3))
     b = rmsopt.minimize(quad, X0, method="rmsprop", jac=quad_grad, options=dict(maxiter=3))
     np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_progress_bar_shows_f_and_gradient_norm(capsys):
+    pytest.importorskip("tqdm")
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=200, gtol=0, progress=True))
+    err = capsys.readouterr().err
+    assert "200/200" in err and "gnorm=" in err and "f=" in err
+    ref = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=200, gtol=0))
+    np.testing.assert_array_equal(res.x, ref.x)
