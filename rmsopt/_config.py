@@ -26,7 +26,13 @@ CUDA_THREADS_PER_BLOCK, CUDA_TASK_SIZE, CUDA_MAX_BLOCKS
     coalesce), and at most ``CUDA_MAX_BLOCKS`` blocks stride over the tasks.
     Elementwise, so results do not depend on them; the tests shrink them to
     run the grid-stride loops in the simulator.
+CACHE
+    Keep compiled CPU kernels on disk between processes
+    (:mod:`rmsopt._kernels.cache`, keyed so that it never serves stale code).
+    On unless the environment sets ``RMSOPT_CACHE=0`` before ``import rmsopt``.
 """
+
+import os
 
 FASTMATH = False
 ERROR_MODEL = "numpy"
@@ -36,3 +42,4 @@ REDUCE_LANES = 256
 CUDA_THREADS_PER_BLOCK = 256
 CUDA_TASK_SIZE = 1024
 CUDA_MAX_BLOCKS = 4096
+CACHE = os.environ.get("RMSOPT_CACHE", "1") != "0"

@@ -24,6 +24,7 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from . import _config, hyper, rules
 from ._kernels import cpu
+from ._kernels.cache import cached
 
 # Statuses of minimize (the table is in rmsopt.minimize), and the chunk's own.
 SUCCESS, MAXITER, FTOL, NONFINITE, INTERRUPTED, CALLBACK_STOP = 0, 1, 2, 3, 4, 99
@@ -90,6 +91,7 @@ def function_types(fun, jac, x, args):
 
 # ------------------------------------------------------------------ the chunk
 
+@cached
 @njit(inline="always")
 def grad_norm(x, g, lb, ub):
     """Max-norm of the gradient, projected onto the box ``[lb, ub]`` unless that is empty.
@@ -118,6 +120,7 @@ def grad_norm(x, g, lb, ub):
     return m
 
 
+@cached
 @njit
 def same_point(a, b):
     """``np.array_equal`` for two 1-D arrays, without its Python overhead."""
@@ -245,7 +248,9 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
 def _compiled_chunk(key, argtypes):
     """The chunk for a variant ``key`` compiled for ``argtypes`` (memoised)."""
     if (key, argtypes) not in _chunks:
-        _chunks[key, argtypes] = njit(argtypes, **cpu.JIT)(_chunk_function(*key))
+        chunk = cached(njit(**cpu.JIT)(_chunk_function(*key)), key)
+        chunk.compile(argtypes)
+        _chunks[key, argtypes] = chunk
     return _chunks[key, argtypes]
 
 

@@ -53,6 +53,7 @@ import numpy as np
 from numba import njit
 
 from . import rules
+from ._kernels.cache import cached
 
 RMSPROP_CONVENTIONS = {
     None: dict(lr=1e-3, rho=0.9, eps=1e-8, eps_in_sqrt=False, initial_scale=0.0,
@@ -174,6 +175,7 @@ def momentum_options(momentum, nesterov, lr_in_momentum):
 # (``rho ** float(t)`` is libm's pow in Python and in Numba alike). Inlined into
 # nopython callers, where a constant lr and step-free scalars fold away.
 
+@cached
 @njit(inline="always")
 def _rmsprop_values(k, t, lr):
     rho, eps, momentum, bias_correction = k
@@ -181,23 +183,27 @@ def _rmsprop_values(k, t, lr):
     return (lr, rho, 1.0 - rho, eps, momentum, bias, 0.0)
 
 
+@cached
 @njit(inline="always")
 def _sgd_values(k, t, lr):
     return (lr, k[0])
 
 
+@cached
 @njit(inline="always")
 def _adagrad_values(k, t, lr):
     lr_decay, eps = k
     return (lr / (1.0 + (t - 1) * lr_decay), eps)  # PyTorch's lr_decay
 
 
+@cached
 @njit(inline="always")
 def _adadelta_values(k, t, lr):
     rho, eps = k
     return (lr, rho, 1.0 - rho, eps)
 
 
+@cached
 @njit(inline="always")
 def _adam_values(k, t, lr):
     b1, b2, eps = k
@@ -205,6 +211,7 @@ def _adam_values(k, t, lr):
             np.sqrt(1.0 - b2 ** np.float64(t)))
 
 
+@cached
 @njit(inline="always")
 def common_values(k, lr, gscale):
     """Host scalars of the gradient preparation (:class:`rmsopt.rules.CommonScalars`)."""
@@ -371,6 +378,7 @@ def common_scalars(h, lr, gscale, dtype):
                       common_values(common_constants(h), float(lr), float(gscale)), dtype)
 
 
+@cached
 @njit
 def clip_scale(norm, clip_norm):
     """Factor that brings a gradient of global norm ``norm`` down to ``clip_norm``.

@@ -242,16 +242,3 @@ def test_float32_kernels_contain_no_float64_arithmetic(name, cls, kwargs):
     for op in ("fadd double", "fmul double", "fdiv double", "fsub double", "fpext", "fcmp olt double",
                "llvm.sqrt.f64"):
         assert op not in body, f"{op} in the float32 kernel of {name}"
-
-
-def test_kernels_do_not_use_the_on_disk_cache():
-    """Numba's cache keys on the kernel's own file, not on the inlined rules: it could serve a
-    kernel compiled from an older rules.py. The kernels are therefore never cached on disk."""
-    from numba.core.caching import NullCache
-
-    x = np.ones(3)
-    opt = rmsopt.RMSprop(x)
-    opt.step(x * 2)
-    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots, False)
-    assert isinstance(kernel._cache, NullCache)
-    assert isinstance(cpu._global_norm[True]._cache, NullCache)

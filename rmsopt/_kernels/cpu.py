@@ -18,6 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .. import _config, rules
+from .cache import cached
 
 JIT = dict(error_model=_config.ERROR_MODEL, fastmath=_config.FASTMATH, nogil=True)
 
@@ -40,6 +41,7 @@ def _pointer(typingctx, address):
 _unsigned = njit(inline="always")(lambda n: np.uint64(n))
 
 
+@cached
 @njit
 def store_address(table, j, a):
     """``table[j] = address of a``, faster from Python than ``a.__array_interface__``."""
@@ -137,7 +139,7 @@ def _build_step(rule, flags, common, slots, parallel):
             start, stop = offset[j] + lo, offset[j] + hi
             update(p, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
 
-    return step
+    return cached(step, (rule, flags, common, slots))
 
 
 @njit(inline="always")
@@ -206,7 +208,7 @@ def _build_global_norm(parallel):
             total += partial[t]
         return scale * np.sqrt(total)
 
-    return global_norm
+    return cached(global_norm)
 
 
 _global_norm = {False: _build_global_norm(False), True: _build_global_norm(True)}
@@ -265,6 +267,7 @@ def row_table(param_address, grad_address, rows, width, itemsize, state_offset):
             np.full(m, width, dtype=np.int64), state_offset + rows * np.int64(width), tasks)
 
 
+@cached
 @njit(**JIT)
 def task_sums_of_squares(g, task_size, lanes_n):
     """The per-task partial sums of :func:`global_norm`'s first pass for one 1-D block.
