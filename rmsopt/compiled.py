@@ -120,6 +120,14 @@ def grad_norm(x, g, lb, ub):
     return m
 
 
+@njit(inline="always")
+def copy_into(dst, src):
+    """``dst[:] = src`` for 1-D arrays of one length, as a plain loop (Numba's slice
+    assignment costs tens of ns on the small arrays of a minimize iteration)."""
+    for k in range(src.size):
+        dst[k] = src[k]
+
+
 @cached
 @njit
 def same_point(a, b):
@@ -172,7 +180,7 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
         fun and jac get ``x_memo``, a copy of ``x``, so they cannot alter the iterate.
         """
         if not same_point(x, x_memo):
-            x_memo[:] = x
+            copy_into(x_memo, x)
             if jac_true:
                 f, gv = fun(x_memo, *args)
             else:
@@ -184,16 +192,24 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
                 it[JAC_SIZE] = gv.size
                 x_memo[:] = np.nan  # forget the point: its gradient was not stored
                 return False
-            g[:] = gv
+            copy_into(g, gv)
             fl[F_MEMO] = f
         fl[F] = fl[F_MEMO]
         return True
 
     def chunk(fun, jac, args, x, g, x_prev, x_best, x_memo, lb, ub, layout, state, hk, ck,
               rows, lrs, limits, fl, it, hist, allx):
-        paddr, gaddr, size, offset, tasks = layout
-        hrow, crow = rows
-        s0, s1, s2 = state
+        # Every array the iterations touch, as a view without reference counting
+        # (cpu.borrow); the Loop holds the arrays themselves.
+        borrow = cpu.borrow
+        x, g, x_prev, x_best, x_memo = borrow(x), borrow(g), borrow(x_prev), borrow(x_best), \
+            borrow(x_memo)
+        lb, ub, lrs, fl, it, hist, allx = borrow(lb), borrow(ub), borrow(lrs), borrow(fl), \
+            borrow(it), borrow(hist), borrow(allx)
+        paddr, gaddr, size, offset, tasks = borrow(layout[0]), borrow(layout[1]), \
+            borrow(layout[2]), borrow(layout[3]), borrow(layout[4])
+        hrow, crow = borrow(rows[0]), borrow(rows[1])
+        s0, s1, s2 = borrow(state[0]), borrow(state[1]), borrow(state[2])
         maxiter, gtol, ftol, max_norm = limits
         for i in range(lrs.size):
             f = fl[F]
@@ -207,7 +223,7 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
                 return FTOL
             if it[NIT] >= maxiter:
                 return MAXITER
-            x_prev[:] = x
+            copy_into(x_prev, x)
             fl[F_PREV], it[HAS_PREV] = f, 1
             lr, t = lrs[i], it[T] + 1
             gscale = 1.0
@@ -232,12 +248,12 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
                 return BAD_JAC
             fl[GNORM] = grad_norm(x, g, lb, ub)
             if not (np.isfinite(fl[F]) and np.isfinite(fl[GNORM])):
-                x[:] = x_prev
+                copy_into(x, x_prev)
                 fl[F] = fl[F_PREV]
                 return NONFINITE
             if fl[F] < fl[BEST_F]:
                 fl[BEST_F] = fl[F]
-                x_best[:] = x
+                copy_into(x_best, x)
             if record_x:
                 allx[i, :] = x
         return CONTINUE
