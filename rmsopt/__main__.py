@@ -17,12 +17,17 @@ def demo(args):
 
 
 def bench(args):
-    """Time one RMSprop step against in-place NumPy, torch and the bandwidth floor; then the
-    per-iteration costs of minimize."""
-    from .bench import minimize_table, table
+    """Time one RMSprop step against in-place NumPy, torch and the bandwidth floor, at 1 and
+    2 threads, over many arrays against one; then the per-iteration costs of minimize."""
+    from .bench import arrays_table, minimize_table, table, threads_table
 
-    sizes = (1e3, 1e6) if args.quick else (1e3, 1e6, 2e7)
+    if args.quick:
+        sizes, large = (1e3, 1e6), 1e6
+    else:  # the targets: float64 at 2e7, float32 at 4e7 (the same bytes)
+        sizes, large = {np.float32: (1e3, 1e6, 4e7), np.float64: (1e3, 1e6, 2e7)}, 2e7
     table(sizes)
+    threads_table(large)
+    arrays_table()
     minimize_table(iterations=5000 if args.quick else 20000)
     return 0
 

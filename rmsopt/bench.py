@@ -155,7 +155,11 @@ def traffic_bytes(variant, dtype, n):
 
 def table(sizes, variants=("plain", "centered", "momentum"), dtypes=(np.float32, np.float64),
           out=print):
-    """Measure and print the table; returns the rows."""
+    """Measure and print the table; returns the rows.
+
+    ``sizes``: element counts, or a dict dtype -> element counts (the targets
+    compare float32 at twice the float64 count: the same bytes).
+    """
     import numba
 
     out(f"one step, {numba.get_num_threads()} threads; time [us] (ratio to the same-traffic floor)")
@@ -165,7 +169,7 @@ def table(sizes, variants=("plain", "centered", "momentum"), dtypes=(np.float32,
     rows = []
     for variant in variants:
         for dtype in dtypes:
-            for n in sizes:
+            for n in (sizes[dtype] if isinstance(sizes, dict) else sizes):
                 t = measure(variant, dtype, int(n))
                 gbs = traffic_bytes(variant, dtype, int(n)) / t["floor"] / 1e9
                 cells = "".join(
@@ -174,6 +178,49 @@ def table(sizes, variants=("plain", "centered", "momentum"), dtypes=(np.float32,
                 out(f"{variant:<9} {np.dtype(dtype).name:<7} {int(n):>9.0e} {gbs:10.1f}{cells}")
                 rows.append(dict(variant=variant, dtype=np.dtype(dtype).name, n=int(n), **t))
     return rows
+
+
+def threads_table(n, dtype=np.float64, threads=(1, 2), out=print):
+    """Plain RMSprop and the floor at each thread count (``numba.set_num_threads``).
+
+    Returns ``{threads: (rmsopt seconds, floor seconds)}``.
+    """
+    import numba
+
+    before, rows = numba.get_num_threads(), {}
+    out(f"\nthreads, plain RMSprop, {np.dtype(dtype).name}, n={int(n):.0e}: time [us] "
+        "(ratio to the floor at the same thread count)")
+    try:
+        for k in threads:
+            if k > numba.config.NUMBA_NUM_THREADS:
+                continue
+            numba.set_num_threads(k)
+            t = measure("plain", dtype, int(n))
+            rows[k] = (t["rmsopt"], t["floor"])
+            out(f"  {k} thread{'s' if k > 1 else ' '}  rmsopt {t['rmsopt'] * 1e6:12.1f} "
+                f"({t['rmsopt'] / t['floor']:4.2f}x)   floor {t['floor'] * 1e6:12.1f}")
+    finally:
+        numba.set_num_threads(before)
+    return rows
+
+
+def arrays_table(count=100, each=10_000, dtype=np.float64, repeats=50, budget=2.0, out=print):
+    """One step over ``count`` arrays of ``each`` elements against one array of the same total.
+
+    All arrays of an optimizer go through one kernel call (a task table), so
+    many small arrays should cost about what one big array does. Returns
+    ``(many seconds, one seconds)``.
+    """
+    xs = [np.ones(each, dtype) for _ in range(count)]
+    gs = [np.full(each, 0.5, dtype) for _ in range(count)]
+    x, g = np.ones(count * each, dtype), np.full(count * each, 0.5, dtype)
+    many, one = RMSprop(xs, lr=1e-3), RMSprop(x, lr=1e-3)
+    t_many = _best(lambda: many.step(gs), repeats, budget)
+    t_one = _best(lambda: one.step(g), repeats, budget)
+    out(f"\n{count} arrays of {each:.0e} vs one of {count * each:.0e} ({np.dtype(dtype).name}, "
+        f"plain RMSprop): {t_many * 1e6:.1f} us vs {t_one * 1e6:.1f} us "
+        f"({t_many / t_one:.2f}x)")
+    return t_many, t_one
 
 
 # ------------------------------------------------------- minimize per iteration

@@ -1,0 +1,48 @@
+"""``python -m rmsopt bench``: the tables run and report what they measured (tiny sizes)."""
+
+import numpy as np
+
+from rmsopt import bench
+
+
+def test_step_table_has_a_row_per_variant_dtype_and_size():
+    lines = []
+    rows = bench.table({np.float32: (4000,), np.float64: (1000, 2000)}, variants=("plain", "momentum"),
+                       out=lines.append)
+    assert [(r["variant"], r["dtype"], r["n"]) for r in rows] == [
+        ("plain", "float32", 4000), ("plain", "float64", 1000), ("plain", "float64", 2000),
+        ("momentum", "float32", 4000), ("momentum", "float64", 1000), ("momentum", "float64", 2000)]
+    for r in rows:
+        assert r["rmsopt"] > 0 and r["numpy"] > 0 and r["floor"] > 0
+    assert len(lines) == 2 + len(rows) and "x)" in lines[-1]
+
+
+def test_floor_kernel_moves_the_variants_traffic():
+    assert bench.traffic_bytes("plain", np.float64, 10) == 5 * 10 * 8
+    assert bench.traffic_bytes("centered", np.float32, 10) == 7 * 10 * 4
+    x, g, a = np.ones(4), np.full(4, 0.5), np.zeros(4)
+    bench.floor_step(x, g, [a])
+    np.testing.assert_array_equal(a, g)  # every array is read and the state written
+
+
+def test_numpy_step_is_torch_rmsprop():
+    rng = np.random.default_rng(0)
+    x, g = rng.normal(size=50), rng.normal(size=50)
+    nu, mu, buf = rng.random(50), rng.normal(size=50) * 0.1, rng.normal(size=50)
+    lr, rho, eps, m = 1e-2, 0.9, 1e-8, 0.5
+    nu2 = rho * nu + (1 - rho) * g * g
+    mu2 = rho * mu + (1 - rho) * g
+    buf2 = m * buf + g / (np.sqrt(np.maximum(nu2 - mu2 * mu2, 0)) + eps)
+    want = x - lr * buf2
+    bench.numpy_step(x, g, nu, np.empty(50), lr, rho, eps, mu, buf, m)
+    np.testing.assert_allclose(x, want, rtol=1e-12)
+    np.testing.assert_allclose(buf, buf2, rtol=1e-12)
+
+
+def test_threads_and_arrays_tables():
+    lines = []
+    rows = bench.threads_table(2000, threads=(1, 2), out=lines.append)
+    assert 1 in rows and all(a > 0 and b > 0 for a, b in rows.values())
+    many, one = bench.arrays_table(count=5, each=100, repeats=2, out=lines.append)
+    assert many > 0 and one > 0
+    assert "5 arrays of 1e+02 vs one of 5e+02" in lines[-1]
