@@ -54,8 +54,29 @@ def resolve(backend, params=None):
     return backend
 
 
+# Host dtypes the compiled helpers accept (native byte order; not float16).
+_COMPILED_DTYPES = frozenset(np.dtype(t) for t in (
+    np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+    np.uint64, np.float32, np.float64))
+
+
+def byte_bounds(a):
+    """First and one-past-last byte address that host array ``a`` can touch."""
+    if a.dtype in _COMPILED_DTYPES:
+        return cpu.byte_bounds(a)
+    lo = hi = a.__array_interface__["data"][0]
+    for n, stride in zip(a.shape, a.strides):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
 def address(a):
-    """Address of a contiguous array's first element."""
+    """Address of a host array's first element."""
+    if a.dtype in _COMPILED_DTYPES:
+        return cpu.address(a)
     return a.__array_interface__["data"][0]
 
 
@@ -190,14 +211,16 @@ def step_function(backend, rule, flags, common, slots, layout, params, state, cl
     gaddr = np.zeros(len(params), dtype=np.int64)
     fixed = (layout.paddr, gaddr, layout.size, layout.offset, layout.tasks, *state)
     parallel = layout.parallel
-    entry = None
+    entry = store = None
 
     def step(grads, c, h):
-        nonlocal entry
+        nonlocal entry, store
+        if store is None:  # every step passes the same types: resolve the overloads once
+            store = cpu.entry_point(cpu.store_address, (gaddr, 0, grads[0]))
         for j, g in enumerate(grads):
-            cpu.store_address(gaddr, j, g)
+            store(gaddr, j, g)
         args = (*fixed, c, h)
-        if entry is None:  # every step passes the same types: resolve the overload once
+        if entry is None:
             entry = cpu.entry_point(kernel, args)
         _launch(entry, args, parallel)
 

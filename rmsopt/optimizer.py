@@ -100,17 +100,6 @@ def _may_share_any(a, arrays):
     return False
 
 
-def _byte_bounds(a):
-    """First and one-past-last byte address that array ``a`` can touch."""
-    lo = hi = _backend.address(a)
-    for n, stride in zip(a.shape, a.strides):
-        if stride < 0:
-            lo += (n - 1) * stride
-        else:
-            hi += (n - 1) * stride
-    return lo, hi + a.itemsize
-
-
 class Optimizer:
     """Base class: bookkeeping only; the math is in :mod:`rmsopt.rules`.
 
@@ -230,7 +219,7 @@ class Optimizer:
         arrays (a bounds test, as ``np.may_share_memory``); only a candidate gets the
         exact, costlier ``np.shares_memory``.
         """
-        lo, hi = _byte_bounds(g)
+        lo, hi = _backend.byte_bounds(g)
         spans = self._spans
         j = bisect_right(self._span_starts, hi - 1) - 1  # the last span starting below hi
         while j >= 0 and spans[j][1] > lo:  # disjoint spans: their ends increase too
@@ -249,31 +238,36 @@ class Optimizer:
                 and not _may_share_any(grad, self._single_owned)):
             return [grad.reshape(-1)]  # the common case, checked cheaply
         if self._single:
-            grads, names = [grad], ["grad"]
+            grads = [grad]
         else:
             if not isinstance(grad, (list, tuple)) or len(grad) != len(self._arrays):
                 raise ValueError(f"grad must be a list of {len(self._arrays)} arrays, one per "
                                  f"parameter array; got {type(grad).__name__}"
                                  + (f" of length {len(grad)}" if isinstance(grad, (list, tuple))
                                     else ""))
-            grads, names = list(grad), [f"grad[{i}]" for i in range(len(grad))]
-        flat = []
-        for i, (g, p, name) in enumerate(zip(grads, self._arrays, names)):
+            grads = grad
+        flat, dtype = [], self._dtype
+        for i, (g, p) in enumerate(zip(grads, self._arrays)):
             g = np.asarray(g)
             if g.dtype.kind not in "fiu" or g.dtype.itemsize > 8:
-                raise ValueError(f"{name} has dtype {g.dtype}; expected a real float or integer "
-                                 "array")
+                raise ValueError(f"{self._grad_name(i)} has dtype {g.dtype}; expected a real "
+                                 "float or integer array")
             if g.shape != p.shape:
-                raise ValueError(f"{name} has shape {g.shape} but its parameter has shape "
-                                 f"{p.shape}")
+                raise ValueError(f"{self._grad_name(i)} has shape {g.shape} but its parameter "
+                                 f"has shape {p.shape}")
             shared = self._aliased(g)
             if shared is not None:
                 own = shared == f"params[{i}]"
-                raise ValueError(f"{name} shares memory with "
+                raise ValueError(f"{self._grad_name(i)} shares memory with "
                                  f"{'its parameter array' if own else shared}, which the step "
                                  "writes; pass a copy")
-            flat.append(np.ascontiguousarray(g, dtype=self._dtype).reshape(-1))
+            if g.dtype != dtype or not g.flags.c_contiguous:
+                g = np.ascontiguousarray(g, dtype=dtype)
+            flat.append(g if g.ndim == 1 else g.reshape(-1))
         return flat
+
+    def _grad_name(self, i):
+        return "grad" if self._single else f"grad[{i}]"
 
     def _check_writeable(self):
         """ValueError if a parameter array was made read-only after construction."""

@@ -165,7 +165,7 @@ def test_ptx_of_the_reduction_kernels():
         for fn, sig in [
             (kernels.sum_squares_kernel(_config.REDUCE_LANES),
              (i64[::1], i64[:, ::1], arr, f64[::1])),
-            (kernels._clip_scale, (f64[::1], f64, arr)),
+            (kernels._clip_scale, (i64[::1], i64[:, ::1], arr, f64[::1], f64, arr)),
             (kernels._find_nonfinite, (i64[::1], i64[:, ::1], arr, numba.types.int32[::1])),
         ]:
             ptx, _ = cuda.compile_ptx(fn.py_func, sig, cc=(7, 5))
@@ -276,6 +276,38 @@ def test_global_norm_over_several_tasks_equals_cpu(dtype, monkeypatch):
     opt_cpu, xs_cpu, opt_gpu, ds = run_both(rmsopt.RMSprop, kwargs, x0, 2)
     for a, b in zip(to_host(ds), xs_cpu):
         assert_same(a, b)
+
+
+@needs_cuda
+@pytest.mark.production_lanes
+@pytest.mark.parametrize("special", [None, np.inf, np.nan])
+def test_global_norm_whose_squares_overflow_equals_cpu(special, monkeypatch):
+    """float64 gradients above 1.3e154 overflow the sum of squares: the device redoes the norm
+    scaled by the largest magnitude, as the CPU does (same bits in the simulator); an infinite
+    element gives an infinite norm (the others become 0), a NaN gives NaN."""
+    monkeypatch.setattr(_config, "TASK_SIZE", 2 * _config.REDUCE_LANES + 44)
+    rng = np.random.default_rng(6)
+    sizes = [2 * _config.TASK_SIZE + 300, 37]
+    x0 = [rng.standard_normal(n) for n in sizes]
+    grads = [rng.standard_normal(n) * 1e200 for n in sizes]
+    if special is not None:
+        grads[1][5] = special
+    cpu_x = [x.copy() for x in x0]
+    cpu_opt = rmsopt.RMSprop(cpu_x, lr=0.01, clip_norm=1.0)
+    gpu_x = [cuda.to_device(x) for x in x0]
+    gpu_opt = rmsopt.RMSprop(gpu_x, lr=0.01, clip_norm=1.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cpu_opt.step(grads)
+        gpu_opt.step([cuda.to_device(g) for g in grads])
+    for a, b in zip(to_host(gpu_x), cpu_x):
+        assert_same(a, b)
+    moved = np.concatenate([a - b for a, b in zip(cpu_x, x0)])
+    if special is None:
+        assert np.isfinite(moved).all() and np.count_nonzero(moved) > moved.size // 2
+    elif special == np.inf:
+        assert np.isnan(cpu_x[1][5]) and np.count_nonzero(np.isnan(moved)) == 1
+    else:
+        assert np.isnan(moved).all()
 
 
 @needs_cuda

@@ -231,13 +231,61 @@ def _build_sum_squares(lanes_n):
 
 
 @cuda.jit(**JIT)
-def _clip_scale(partial, clip_norm, scale):
-    """``scale[0]``: the clip factor of the global norm, the partials added in task order."""
-    if cuda.grid(1) == 0:
+def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
+    """``scale[0]``: the clip factor of the global norm, the partials added in task order.
+
+    One block of a warp (the usual path is one thread's sum, the other rare).
+    If the sum of squares overflows (float64 elements above about 1.3e154, no
+    NaN), the block redoes the norm as the CPU kernel does
+    (:func:`rmsopt._kernels.cpu.global_norm`): each task's largest magnitude
+    ``m``, then each task's sum of ``(g / m)**2`` in element order (one thread
+    per task), the tasks added in order: ``norm = m * sqrt(total)``. The
+    partials are overwritten on that path only.
+    """
+    shared = cuda.shared.array(1, np.float64)
+    lane, ntasks = cuda.threadIdx.x, partial.shape[0]
+    if lane == 0:
         total = np.float64(0)
-        for t in range(partial.shape[0]):
+        for t in range(ntasks):
             total += partial[t]
-        scale[0] = R.clip_factor(math.sqrt(total), clip_norm, np.float64(1))
+        shared[0] = total
+    cuda.syncthreads()
+    total = shared[0]  # the same in every thread: the branches below are uniform
+    if total != np.inf:  # finite, or NaN: the usual case
+        norm = math.sqrt(total)
+    else:
+        for t in range(lane, ntasks, cuda.blockDim.x):
+            ga, m = gaddr[tasks[t, 0]], np.float64(0)
+            for k in range(tasks[t, 1], tasks[t, 2]):
+                a = abs(np.float64(_load(ref, ga, k)))
+                if a > m:
+                    m = a
+            partial[t] = m
+        cuda.syncthreads()
+        if lane == 0:
+            m = np.float64(0)
+            for t in range(ntasks):
+                if partial[t] > m:
+                    m = partial[t]
+            shared[0] = m
+        cuda.syncthreads()
+        m = shared[0]
+        if m == np.inf:  # an infinite element: the norm is inf
+            norm = m
+        else:
+            for t in range(lane, ntasks, cuda.blockDim.x):
+                ga, acc = gaddr[tasks[t, 0]], np.float64(0)
+                for k in range(tasks[t, 1], tasks[t, 2]):
+                    x = np.float64(_load(ref, ga, k)) / m
+                    acc += x * x
+                partial[t] = acc
+            cuda.syncthreads()
+            total = np.float64(0)
+            for t in range(ntasks):
+                total += partial[t]
+            norm = m * math.sqrt(total)
+    if lane == 0:
+        scale[0] = R.clip_factor(norm, clip_norm, np.float64(1))
 
 
 @cuda.jit(**JIT)
@@ -479,7 +527,7 @@ def step_function(rule, flags, common, slots, layout, dtype, state, clip_norm):
         d_gaddr = gaddr(grads)
         if common.clip_norm:
             reduce[layout.reduce_grid](d_gaddr, layout.d_tasks, scale, partial)
-            _clip_scale[1, 1](partial, clip, scale)
+            _clip_scale[1, 32](d_gaddr, layout.d_tasks, scale, partial, clip, scale)
         kernel[layout.step_grid](layout.d_paddr, d_gaddr, layout.d_offset, layout.d_step_tasks,
                                  s0, s1, s2, c, h, scale)
 
