@@ -24,7 +24,6 @@ import time
 import warnings
 
 import numpy as np
-from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
 from . import backend as _backend
 from . import compiled
@@ -88,10 +87,19 @@ def x0_dtype_and_shape(x):
     return x
 
 
+def _scipy_result(**fields):
+    """A ``scipy.optimize.OptimizeResult`` (scipy.optimize is imported on first use: ~0.4 s)."""
+    from scipy.optimize import OptimizeResult
+
+    return OptimizeResult(**fields)
+
+
 def as_bounds(bounds, n, dtype):
     """``(lb, ub)`` arrays from a Bounds or a sequence of (low, high) pairs (None = open)."""
     if bounds is None:
         return None
+    from scipy.optimize import Bounds
+
     if isinstance(bounds, Bounds):
         lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,)) for b in (bounds.lb, bounds.ub))
     else:
@@ -222,9 +230,9 @@ def stop_status(nit, f, f_prev, gnorm, *, gtol, ftol, maxiter, minibatch, epochs
 def result(x, f, g, nit, nfev, njev, status, *, per_epoch=None, allvecs=None, trace=None,
            disp=False):
     """The OptimizeResult of a run (``trace``: lists of f, gradient norm, time), printed if disp."""
-    res = OptimizeResult(x=x, fun=f, jac=g, nit=nit, nfev=nfev, njev=njev,
-                         status=status, success=status in _SUCCESSFUL,
-                         message=STATUS_MESSAGES[status])
+    res = _scipy_result(x=x, fun=f, jac=g, nit=nit, nfev=nfev, njev=njev,
+                        status=status, success=status in _SUCCESSFUL,
+                        message=STATUS_MESSAGES[status])
     if per_epoch is not None:
         res.epochs = nit / per_epoch
         res.steps = nit
@@ -312,7 +320,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                     bar.update(nit, f, gnorm)
                 if callback is not None:
                     try:
-                        callback(OptimizeResult(x=copy(x), fun=f, jac=copy(g), nit=nit))
+                        callback(_scipy_result(x=copy(x), fun=f, jac=copy(g), nit=nit))
                     except StopIteration:
                         status = CALLBACK_STOP
                         break
@@ -341,6 +349,8 @@ def parse_options(name, options, args):
                    if p not in ("self", "params")]
     unknown = sorted(set(options) - set(hyper_names) - set(LOOP_OPTIONS) - {"lr"})
     if unknown:
+        from scipy.optimize import OptimizeWarning
+
         warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
                       stacklevel=4)
     args = args if isinstance(args, tuple) else (args,)

@@ -186,7 +186,7 @@ def test_bias_corrected_rmsprop_equals_adam_without_first_moment():
     x1, x2 = np.linspace(-1, 1, 5), np.linspace(-1, 1, 5)
     r = rmsopt.RMSprop(x1, lr=0.01, rho=0.999, eps=1e-8, bias_correction=True)
     a = rmsopt.Adam(x2, lr=0.01, beta1=0.0, beta2=0.999, eps=1e-8)
-    for t in range(50):
+    for _ in range(50):
         r.step(np.cos(3 * x1) + x1)
         a.step(np.cos(3 * x2) + x2)
     np.testing.assert_allclose(x1, x2, rtol=1e-12, atol=1e-14)

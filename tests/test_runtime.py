@@ -77,6 +77,15 @@ def test_import_compiles_nothing():
     assert out.stdout.split() == ["0", "0"]
 
 
+def test_import_leaves_scipy_optimize_for_later():
+    """scipy.optimize takes about 0.4 s to import: rmsopt loads it when a result is built."""
+    code = ("import sys, numpy as np, rmsopt; print('scipy.optimize' in sys.modules); "
+            "rmsopt.minimize(lambda x: float(x @ x), np.ones(2), jac=lambda x: 2 * x, "
+            "options={'maxiter': 2}); print('scipy.optimize' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
 def test_threads_under_the_workqueue_layer_do_not_abort():
     import os
     from pathlib import Path
