@@ -124,27 +124,47 @@ def _cuda_step(n, dtype, kw):
     return step
 
 
-def measure(variant, dtype, n, repeats=20, budget=2.0):
-    """Times (seconds) of one step for each contender: dict name -> time (None if absent)."""
+def _best_interleaved(fns, repeats, budget):
+    """Minimum time of each of ``fns`` (dict name -> callable), timed in rounds.
+
+    Each round calls every contender once, so a disturbance of the shared machine
+    hits them alike rather than one of them; at most ``repeats`` rounds, fewer if
+    ``budget`` seconds pass.
+    """
+    for fn in fns.values():
+        fn()  # warm-up (compilation, page faults)
+    best, start = dict.fromkeys(fns, np.inf), time.perf_counter()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+        if time.perf_counter() - start > budget:
+            break
+    return best
+
+
+def measure(variant, dtype, n, repeats=20, budget=8.0):
+    """Times (seconds) of one step for each contender: dict name -> time (None if absent).
+
+    The contenders run in interleaved rounds (see :func:`_best_interleaved`).
+    """
     kw = VARIANTS[variant]
     x = np.ones(n, dtype=dtype)
     g = np.full(n, 0.5, dtype=dtype)
     opt = RMSprop(x, lr=1e-3, rho=0.9, eps=1e-8, **kw)
-    times = {"rmsopt": _best(lambda: opt.step(g), repeats, budget)}
-
     nu, scratch = np.zeros(n, dtype), np.empty(n, dtype)
     mu = np.zeros(n, dtype) if kw.get("centered") else None
     buf = np.zeros(n, dtype) if kw.get("momentum") else None
-    lr, rho, eps = (dtype(v) for v in (1e-3, 0.9, 1e-8))
-    times["numpy"] = _best(lambda: numpy_step(x, g, nu, scratch, lr, rho, eps, mu, buf,
-                                              dtype(kw.get("momentum", 0.0))), repeats, budget)
-    torch_step = _torch_step(n, dtype, kw)
-    times["torch"] = None if torch_step is None else _best(torch_step, repeats, budget)
-    cuda_step = _cuda_step(n, dtype, kw)
-    times["cuda"] = None if cuda_step is None else _best(cuda_step, repeats, budget)
+    lr, rho, eps, momentum = (dtype(v) for v in (1e-3, 0.9, 1e-8, kw.get("momentum", 0.0)))
     states = [s for s in (nu, mu, buf) if s is not None]
-    times["floor"] = _best(lambda: floor_step(x, g, states), repeats, budget)
-    return times
+    fns = {"rmsopt": lambda: opt.step(g),
+           "numpy": lambda: numpy_step(x, g, nu, scratch, lr, rho, eps, mu, buf, momentum),
+           "torch": _torch_step(n, dtype, kw),
+           "cuda": _cuda_step(n, dtype, kw),
+           "floor": lambda: floor_step(x, g, states)}
+    times = _best_interleaved({k: f for k, f in fns.items() if f is not None}, repeats, budget)
+    return {k: times.get(k) for k in fns}
 
 
 def traffic_bytes(variant, dtype, n):
@@ -165,7 +185,7 @@ def table(sizes, variants=("plain", "centered", "momentum"), dtypes=(np.float32,
     out(f"one step, {numba.get_num_threads()} threads; time [us] (ratio to the same-traffic floor)")
     header = f"{'variant':<9} {'dtype':<7} {'n':>9} {'floor GB/s':>10}"
     names = ("rmsopt", "numpy", "torch", "cuda", "floor")
-    out(header + "".join(f"{k:>20}" for k in names))
+    out(header + "".join(f"{k:>20}" for k in names) + f"{'torch/rmsopt':>14}")
     rows = []
     for variant in variants:
         for dtype in dtypes:
@@ -175,7 +195,9 @@ def table(sizes, variants=("plain", "centered", "momentum"), dtypes=(np.float32,
                 cells = "".join(
                     f"{'-':>20}" if t[k] is None else f"{t[k] * 1e6:12.1f} ({t[k] / t['floor']:4.2f}x)"
                     for k in names)
-                out(f"{variant:<9} {np.dtype(dtype).name:<7} {int(n):>9.0e} {gbs:10.1f}{cells}")
+                speedup = "-" if t["torch"] is None else f"{t['torch'] / t['rmsopt']:.2f}x"
+                out(f"{variant:<9} {np.dtype(dtype).name:<7} {int(n):>9.0e} {gbs:10.1f}{cells}"
+                    f"{speedup:>14}")
                 rows.append(dict(variant=variant, dtype=np.dtype(dtype).name, n=int(n), **t))
     return rows
 
@@ -215,8 +237,9 @@ def arrays_table(count=100, each=10_000, dtype=np.float64, repeats=50, budget=2.
     gs = [np.full(each, 0.5, dtype) for _ in range(count)]
     x, g = np.ones(count * each, dtype), np.full(count * each, 0.5, dtype)
     many, one = RMSprop(xs, lr=1e-3), RMSprop(x, lr=1e-3)
-    t_many = _best(lambda: many.step(gs), repeats, budget)
-    t_one = _best(lambda: one.step(g), repeats, budget)
+    t = _best_interleaved({"many": lambda: many.step(gs), "one": lambda: one.step(g)},
+                          repeats, budget)
+    t_many, t_one = t["many"], t["one"]
     out(f"\n{count} arrays of {each:.0e} vs one of {count * each:.0e} ({np.dtype(dtype).name}, "
         f"plain RMSprop): {t_many * 1e6:.1f} us vs {t_one * 1e6:.1f} us "
         f"({t_many / t_one:.2f}x)")
