@@ -136,3 +136,15 @@ def test_rmsopt_cache_0_turns_the_cache_off(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == NullCache.__name__
+
+
+def test_no_writable_cache_directory_means_compiling_every_time(monkeypatch):
+    from numba import njit
+
+    def no_locator(self, py_func, variant):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(cache.KernelCache, "__init__", no_locator)
+    twice = cache.cached(njit(lambda a: 2 * a))
+    assert isinstance(twice._cache, NullCache)
+    assert twice(21) == 42

@@ -105,5 +105,8 @@ def cached(dispatcher, variant=()):
     """
     if _config.CACHE:
         options = dict(dispatcher.targetoptions)
-        dispatcher._cache = KernelCache(dispatcher.py_func, describe((variant, options)))
+        try:
+            dispatcher._cache = KernelCache(dispatcher.py_func, describe((variant, options)))
+        except RuntimeError:  # Numba found no writable cache directory: compile every time
+            pass
     return dispatcher
