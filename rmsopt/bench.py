@@ -16,6 +16,7 @@ Times are the minimum over repeats (the least disturbed run on a shared
 machine), reported with their ratio to the floor.
 """
 
+import os
 import time
 
 import numpy as np
@@ -94,6 +95,9 @@ def _best(fn, repeats, budget):
 
 
 def _torch_step(n, dtype, kw):
+    # torch's OpenMP threads otherwise spin for a while after each of its steps, taking the
+    # cores from whichever contender runs next in the round. Read when torch's libgomp loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:
