@@ -45,10 +45,9 @@ Examples
 """
 
 import operator
-import time
 
 import numpy as np
-from scipy.optimize import Bounds, OptimizeResult
+from scipy.optimize import Bounds
 
 try:
     import dask
@@ -60,21 +59,7 @@ from . import _config, hyper
 from . import backend as _backend
 from . import optimizer as _optimizer
 from ._kernels import cpu
-from .minimize import (
-    CALLBACK_STOP,
-    EPOCHS,
-    INTERRUPTED,
-    MAXITER,
-    NONFINITE,
-    _Progress,
-    as_bounds,
-    minibatches,
-    parse_options,
-    result,
-    stop_status,
-    wrap_callback,
-    x0_dtype_and_shape,
-)
+from .minimize import _loop, as_bounds, parse_options, wrap_callback, x0_dtype_and_shape
 from .objective import FD_METHODS, scalar_value
 
 __all__ = ["SGD", "AdaDelta", "AdaGrad", "Adam", "AdamW", "Optimizer", "RMSprop",
@@ -244,12 +229,16 @@ class Optimizer:
             ``clip_norm`` the step first gathers the gradient's partial sums of squares.
         """
         g = _as_gradient(grad, self.params, "grad")
-        lr = self._probe._hyper["lr"] if lr is None else hyper.positive("lr", lr)
+        lr = self._probe._hyper["lr"] if lr is None else self._step_lr(lr)
         norm = None
         if self._probe._hyper["clip_norm"] is not None:
             g = g.persist()
             norm = _global_norm(dask.compute(*_global_norm_parts(g)))
         return self._update(g, lr, norm)
+
+    def _step_lr(self, lr):
+        """A learning rate given for one step, checked as the in-memory optimizer checks it."""
+        return self._probe._step_lr(lr)
 
     def _update(self, g, lr, norm, bounds=None):
         """The step proper, with the gradient's global norm (clip_norm) already known."""
@@ -409,84 +398,43 @@ def minimize_dask(name, fun, x0, args, jac, bounds, callback, options):
         x = _project(x, lb_ub).persist()
     opt.params = x
     return _loop(opt, x, objective, lb_ub, wrap_callback(callback, copy=lambda a: a),
-                 lr=schedule, args=args, **loop)
+                 lr=schedule, args=args, steps=Rebinding(opt), **loop)
 
 
-def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, return_all,
-          history, batch_size, epochs, seed, lr, args, progress):
-    """:func:`rmsopt.minimize._loop` for dask arrays (same statuses, stopping, results)."""
-    clip = opt.hyper["clip_norm"] is not None
-    batches = per_epoch = None
-    if batch_size is not None:
-        batches, per_epoch, maxiter = minibatches(args, batch_size, epochs, maxiter, seed,
-                                                    array_types=(np.ndarray, da.Array))
-        batches = (dask.persist(*batch) for batch in batches)  # shared by fun and jac
-        objective.set_args(next(batches))
-    if maxiter is None:
-        maxiter = 10000
+class Rebinding:
+    """How :func:`rmsopt.minimize._loop` evaluates, steps and restores a dask ``x``.
 
-    def evaluate(x):
-        """``f``, the persisted gradient, its max-norm, and its L2 norm if clipping needs it."""
+    Dask arrays are immutable: a step returns new persisted parameters, which the
+    loop rebinds, and a "copy" is the array itself. An evaluation persists ``f`` and
+    the gradient and gathers ``f``, the gradient's max-norm and (clip_norm) its
+    partial sums of squares in one ``dask.compute``; the norm is kept for the step.
+    """
+
+    batch_types = (np.ndarray, da.Array)
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.clip = opt.hyper["clip_norm"] is not None
+        self.norm = None
+
+    @staticmethod
+    def copy(x):
+        return x
+
+    def evaluate(self, objective, x, bounds):
         f, g = dask.persist(*objective(x))
         gnorm = abs(g if bounds is None else x - _project(x - g, bounds)).max()
-        f, gnorm, parts = dask.compute(f, gnorm, _global_norm_parts(g) if clip else [])
-        return scalar_value(f), g, float(gnorm), _global_norm(parts) if clip else None
+        f, gnorm, parts = dask.compute(f, gnorm, _global_norm_parts(g) if self.clip else [])
+        self.norm = _global_norm(parts) if self.clip else None
+        return scalar_value(f), g, float(gnorm)
 
-    allvecs = [x] if return_all else None
-    trace_f, trace_g, trace_t = [], [], []
-    best_x, best_f = x, np.inf
-    status, nit, f_prev = MAXITER, 0, None
-    t0 = time.perf_counter()
-    f, g, gnorm, norm = np.nan, None, np.nan, None
-    bar = _Progress(maxiter) if progress else None
-    try:
-        f, g, gnorm, norm = evaluate(x)
-        if not (np.isfinite(f) and np.isfinite(gnorm)):
-            status = NONFINITE
-        else:
-            best_f = f
-            while True:
-                if history:
-                    trace_f.append(f)
-                    trace_g.append(gnorm)
-                    trace_t.append(time.perf_counter() - t0)
-                stop = stop_status(nit, f, f_prev, gnorm, gtol=gtol, ftol=ftol, maxiter=maxiter,
-                                     minibatch=batches is not None, epochs=epochs)
-                if stop is not None:
-                    status = stop
-                    break
-                x_prev, f_prev = x, f
-                x = opt._update(g, opt.hyper["lr"] if lr is None else hyper.positive("lr", lr(nit)),
-                                norm, bounds)
-                nit += 1
-                if batches is not None:
-                    objective.set_args(next(batches))
-                f, g, gnorm, norm = evaluate(x)
-                if not (np.isfinite(f) and np.isfinite(gnorm)):
-                    x = opt.params = x_prev
-                    f, status = f_prev, NONFINITE
-                    break
-                if f < best_f:
-                    best_f, best_x = f, x
-                if return_all:
-                    allvecs.append(x)
-                if bar is not None:
-                    bar.update(nit, f, gnorm)
-                if callback is not None:
-                    try:
-                        callback(OptimizeResult(x=x, fun=f, jac=g, nit=nit))
-                    except StopIteration:
-                        status = CALLBACK_STOP
-                        break
-    except KeyboardInterrupt:
-        status = INTERRUPTED
-        if best_f < np.inf:
-            x, f = best_x, best_f
-    if bar is not None:
-        bar.close(nit)
-    if batches is not None and status in (MAXITER, EPOCHS, CALLBACK_STOP):
-        objective.set_args(args)  # report f and g on the whole data set
-        f, g, _, _ = evaluate(x)
-    return result(x, f, g, nit, objective.nfev, objective.njev, status, per_epoch=per_epoch,
-                    allvecs=allvecs, trace=(trace_f, trace_g, trace_t) if history else None,
-                    disp=disp)
+    def step(self, x, g, rate, bounds):
+        return self.opt._update(g, rate, self.norm, bounds)
+
+    def restore(self, x, saved):
+        self.opt.params = saved
+        return saved
+
+    @staticmethod
+    def batches(batches):
+        return (dask.persist(*batch) for batch in batches)  # shared by fun and jac

@@ -164,7 +164,7 @@ def wrap_callback(callback, copy=np.copy):
 
 
 class HostArrays:
-    """The array operations of the loop, on NumPy arrays (``DeviceArrays`` on CUDA)."""
+    """The loop's array operations on NumPy arrays (``DeviceArrays`` on CUDA); see :class:`InPlace`."""
 
     copy = np.ndarray.copy  # np.copy costs three times as much per call
 
@@ -189,6 +189,45 @@ def _grad_norm(x, g, bounds):
     """Max-norm of the gradient, projected onto the bounds (:func:`rmsopt.compiled.grad_norm`)."""
     lb, ub = (_NO_BOUNDS[x.dtype],) * 2 if bounds is None else bounds
     return compiled.grad_norm(x, g, lb, ub)
+
+
+class InPlace:
+    """How the loop evaluates, steps and restores ``x`` when it is updated in place.
+
+    ``arrays`` does the array operations: :class:`HostArrays` (NumPy) or
+    :class:`rmsopt._kernels.cuda.DeviceArrays`. Dask arrays, which are immutable,
+    have :class:`rmsopt.dask.Rebinding`, with the same methods.
+    """
+
+    batch_types = (np.ndarray,)
+
+    def __init__(self, opt, arrays=HostArrays):
+        self.opt, self.arrays, self.copy = opt, arrays, arrays.copy
+        # the loop's own gradients need no re-validation on the host
+        self._update = opt._update if arrays is HostArrays else \
+            (lambda grads, rate: opt.step(grads[0], lr=rate))
+
+    def evaluate(self, objective, x, bounds):
+        """``f``, the gradient and its (projected) max-norm at ``x``."""
+        f, g = objective(x)
+        return f, g, self.arrays.grad_norm(x, g, bounds)
+
+    def step(self, x, g, rate, bounds):
+        """``x`` after one step with learning rate ``rate``, projected onto the bounds."""
+        self._update([g], rate)
+        if bounds is not None:
+            self.arrays.clip(x, bounds)
+        return x
+
+    def restore(self, x, saved):
+        """``x`` set back to the ``saved`` copy."""
+        self.arrays.assign(x, saved)
+        return x
+
+    @staticmethod
+    def batches(batches):
+        """The mini-batches as the objective will get them."""
+        return batches
 
 
 class _Progress:
@@ -251,21 +290,22 @@ def result(x, f, g, nit, nfev, njev, status, *, per_epoch=None, allvecs=None, tr
 
 
 def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, return_all,
-          history, batch_size, epochs, seed, lr, args, progress, arrays=HostArrays,
+          history, batch_size, epochs, seed, lr, args, progress, steps=None,
           compiled_loop=None):
-    """The iteration shared by every method. Returns an OptimizeResult.
+    """The iteration shared by every method and every kind of array. Returns an OptimizeResult.
 
-    ``arrays`` does the loop's array operations (host or device). With
+    ``steps`` evaluates, steps and restores ``x`` (:class:`InPlace` on NumPy, the
+    default, and CUDA arrays; :class:`rmsopt.dask.Rebinding` on dask arrays). With
     ``compiled_loop`` (a :class:`rmsopt.compiled.Loop`) the iterations after the
     first evaluation run in nopython chunks with the same semantics.
     """
-    copy = arrays.copy
-    # the loop's own gradients need no re-validation on the host
-    update = (opt._update if arrays is HostArrays
-              else lambda grads, rate: opt.step(grads[0], lr=rate))
+    steps = InPlace(opt) if steps is None else steps
+    copy = steps.copy
     batches = per_epoch = None
     if batch_size is not None:
-        batches, per_epoch, maxiter = minibatches(args, batch_size, epochs, maxiter, seed)
+        batches, per_epoch, maxiter = minibatches(args, batch_size, epochs, maxiter, seed,
+                                                    array_types=steps.batch_types)
+        batches = steps.batches(batches)
         objective.set_args(next(batches))
     if maxiter is None:
         maxiter = 10000
@@ -279,8 +319,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     bar = _Progress(maxiter) if progress else None
     lr0 = opt.hyper["lr"]
     try:
-        f, g = objective(x)
-        gnorm = arrays.grad_norm(x, g, bounds)
+        f, g, gnorm = steps.evaluate(objective, x, bounds)
         if not (math.isfinite(f) and math.isfinite(gnorm)):
             status = NONFINITE
         elif compiled_loop is not None:
@@ -300,16 +339,13 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                     status = stop
                     break
                 x_prev, f_prev = copy(x), f
-                update([g], lr0 if lr is None else opt._step_lr(lr(nit)))
-                if bounds is not None:
-                    arrays.clip(x, bounds)
+                x = steps.step(x, g, lr0 if lr is None else opt._step_lr(lr(nit)), bounds)
                 nit += 1
                 if batches is not None:
                     objective.set_args(next(batches))
-                f, g = objective(x)
-                gnorm = arrays.grad_norm(x, g, bounds)
+                f, g, gnorm = steps.evaluate(objective, x, bounds)
                 if not (math.isfinite(f) and math.isfinite(gnorm)):
-                    arrays.assign(x, x_prev)
+                    x = steps.restore(x, x_prev)
                     f, status = f_prev, NONFINITE
                     break
                 if f < best_f:
@@ -327,13 +363,13 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     except KeyboardInterrupt:
         status = INTERRUPTED
         if best_f < np.inf:
-            arrays.assign(x, best_x)
+            x = steps.restore(x, best_x)
             f = best_f
     if bar is not None:
         bar.close(nit)
     if batches is not None and status in (MAXITER, EPOCHS, CALLBACK_STOP):
         objective.set_args(args)  # report f and g on the whole data set
-        f, g = objective(x)
+        f, g, _ = steps.evaluate(objective, x, bounds)
     return result(x, f, g, nit, objective.nfev, objective.njev, status, per_epoch=per_epoch,
                   allvecs=allvecs, trace=(trace_f, trace_g, trace_t) if history else None,
                   disp=disp)
@@ -415,7 +451,7 @@ def _run(name, fun, x0, args, jac, bounds, callback, options):
         raise ValueError("compiled=True: the compiled loop runs on the CPU, not with "
                          "backend='cuda'")
     return _loop(opt, x, objective, lb_ub, wrap_callback(callback, arrays.copy), lr=schedule,
-                 arrays=arrays, **loop)
+                 steps=InPlace(opt, arrays), **loop)
 
 
 def _compiled_loop(mode, opt, x, objective, bounds, loop):
