@@ -45,3 +45,48 @@ class Rosenbrock:
 
     def track_final_f(self, method, objective):
         return self.run(self.options).fun
+
+
+class Scale:
+    """minimize at 1e6 and 1e7 variables next to the hand-written ``fun`` + ``opt.step`` loop
+    with the same objective, and the naive NumPy loop (a quadratic, ``jac=True``).
+
+    ``track_*_ratio`` are measured side by side in one process, so they survive a noisy
+    machine better than the times; ``peakmem_*`` is the whole process's peak.
+    """
+
+    params = ([int(1e6), int(1e7)], ["float32", "float64"])
+    param_names = ["n", "dtype"]
+    timeout = 600
+
+    def setup(self, n, dtype):
+        from rmsopt.bench import _scale_contenders
+
+        self.iterations = 5
+        self.runs = _scale_contenders(n, np.dtype(dtype), self.iterations)
+        self.runs["minimize"]()  # compiles
+
+    def time_minimize_5_iterations(self, n, dtype):
+        self.runs["minimize"]()
+
+    def time_minimize_njit_5_iterations(self, n, dtype):
+        self.runs["minimize @njit"]()
+
+    def peakmem_minimize(self, n, dtype):
+        self.runs["minimize"]()
+
+    def peakmem_handwritten(self, n, dtype):
+        self.runs["hand-written"]()
+
+    def track_minimize_over_handwritten_ratio(self, n, dtype):
+        from rmsopt.bench import scale_costs
+
+        c = scale_costs(n, np.dtype(dtype), self.iterations, repeats=3, memory=False)
+        return c["minimize"]["seconds"] / c["hand-written"]["seconds"]
+
+    def track_minimize_peak_over_handwritten_buffers(self, n, dtype):
+        """Peak bytes of minimize minus the hand-written loop's, in parameter-sized buffers."""
+        from rmsopt.bench import peak_bytes
+
+        extra = peak_bytes(self.runs["minimize"]) - peak_bytes(self.runs["hand-written"])
+        return extra / (n * np.dtype(dtype).itemsize)

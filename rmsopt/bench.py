@@ -341,3 +341,119 @@ def minimize_table(out=print, iterations=20000):
     out(f"  compiled / hand-written: {c['compiled'] / c['handwritten']:.2f}x (target <= 3)")
     out(f"  Python objective / bare loop: {c['python'] / c['bare']:.2f}x (target <= 1.5)")
     return c
+
+
+# ------------------------------------------------------- minimize at scale
+
+def _quadratic(x, c):
+    """``f = sum(c (x - 1)^2) / 2`` and its gradient (``jac=True``), as NumPy users write it."""
+    d = x - 1.0
+    g = c * d
+    return 0.5 * float(d @ g), g
+
+
+@njit(parallel=True, nogil=True)
+def _quadratic_jit(x, c):
+    """:func:`_quadratic` in Numba, threaded, as Numba users write it."""
+    g = np.empty_like(x)
+    f = 0.0
+    for i in prange(x.size):
+        d = x[i] - 1.0
+        g[i] = c[i] * d
+        f += d * g[i]
+    return 0.5 * f, g
+
+
+def scale_problem(n, dtype, seed=0):
+    """``(x0, c)`` of the quadratic at size ``n``: curvatures in [0.5, 2]."""
+    c = np.random.default_rng(seed).uniform(0.5, 2.0, int(n)).astype(dtype)
+    return np.zeros(int(n), dtype), c
+
+
+def _scale_contenders(n, dtype, iterations, lr=1e-3):
+    """Callables that each run ``iterations`` RMSprop iterations of the quadratic at ``n``."""
+    from . import minimize
+
+    x0, c = scale_problem(n, dtype)
+    options = dict(lr=lr, maxiter=iterations, gtol=0.0)
+
+    def handwritten(fun):
+        def run():
+            w = x0.copy()
+            opt = RMSprop(w, lr=lr)
+            f, g = fun(w, c)
+            for _ in range(iterations):
+                opt.step(g)
+                f, g = fun(w, c)
+        return run
+
+    def naive():
+        x, nu = x0.copy(), np.zeros_like(x0)
+        f, g = _quadratic(x, c)
+        for _ in range(iterations):
+            nu = 0.9 * nu + 0.1 * g * g
+            x = x - lr * g / (np.sqrt(nu) + 1e-8)
+            f, g = _quadratic(x, c)
+
+    return {
+        "minimize": lambda: minimize(_quadratic, x0, args=(c,), jac=True, options=options),
+        "hand-written": handwritten(_quadratic),
+        "minimize @njit": lambda: minimize(_quadratic_jit, x0, args=(c,), jac=True,
+                                           options=options),
+        "hand-written @njit": handwritten(_quadratic_jit),
+        "naive numpy": naive,
+    }
+
+
+def peak_bytes(fn):
+    """Peak bytes traced by ``tracemalloc`` while ``fn()`` runs, above what was held before
+    (NumPy reports its array data to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def scale_costs(n, dtype, iterations=10, repeats=5, budget=20.0, memory=True):
+    """Per-iteration seconds (and peak bytes) of each contender of :func:`_scale_contenders`.
+
+    The time of one iteration is the difference between runs of ``iterations`` and of
+    ``2 * iterations`` divided by ``iterations`` (set-up and first evaluation cancel);
+    peak memory is that of a run of ``iterations``.
+    """
+    short = _scale_contenders(n, dtype, iterations)
+    long = _scale_contenders(n, dtype, 2 * iterations)
+    fns = {**{("short", k): v for k, v in short.items()},
+           **{("long", k): v for k, v in long.items()}}
+    t = _best_interleaved(fns, repeats, budget)
+    out = {k: {"seconds": (t["long", k] - t["short", k]) / iterations} for k in short}
+    if memory:
+        for k, fn in short.items():
+            out[k]["peak"] = peak_bytes(fn)
+    return out
+
+
+def scale_table(sizes=(1e6, 1e7), dtypes=(np.float32, np.float64), out=print, iterations=10):
+    """Print :func:`scale_costs`: ms per iteration, ratio to the hand-written loop, peak MB."""
+    out("\nminimize at scale: quadratic, jac=True, RMSprop; ms per iteration (ratio to the "
+        "hand-written loop with the same fun), peak MB above the inputs")
+    names = list(_scale_contenders(2, np.float64, 1))
+    out(f"{'dtype':<8} {'n':>6} " + " ".join(f"{k:>22}" for k in names))
+    results = {}
+    for dtype in dtypes:
+        for n in sizes:
+            c = scale_costs(n, dtype, iterations)
+            results[np.dtype(dtype).name, n] = c
+            cells = []
+            for k in names:
+                ref = c["hand-written @njit" if "njit" in k else "hand-written"]["seconds"]
+                ms, ratio = c[k]["seconds"] * 1e3, c[k]["seconds"] / ref
+                cells.append(f"{ms:8.2f} ({ratio:4.2f}x) {c[k]['peak'] / 2**20:5.0f}")
+            out(f"{np.dtype(dtype).name:<8} {n:6.0e} " + " ".join(f"{s:>22}" for s in cells))
+    return results

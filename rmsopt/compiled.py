@@ -197,13 +197,13 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
         fl[F] = fl[F_MEMO]
         return True
 
-    def chunk(fun, jac, args, x, g, x_prev, x_best, x_memo, lb, ub, layout, state, hk, ck,
+    def chunk(fun, jac, args, x, g, x_prev, g_prev, x_best, x_memo, lb, ub, layout, state, hk, ck,
               rows, lrs, limits, fl, it, hist, allx):
         # Every array the iterations touch, as a view without reference counting
         # (cpu.borrow); the Loop holds the arrays themselves.
         borrow = cpu.borrow
-        x, g, x_prev, x_best, x_memo = borrow(x), borrow(g), borrow(x_prev), borrow(x_best), \
-            borrow(x_memo)
+        x, g, x_prev, g_prev, x_best, x_memo = borrow(x), borrow(g), borrow(x_prev), \
+            borrow(g_prev), borrow(x_best), borrow(x_memo)
         lb, ub, lrs, fl, it, hist, allx = borrow(lb), borrow(ub), borrow(lrs), borrow(fl), \
             borrow(it), borrow(hist), borrow(allx)
         paddr, gaddr, size, offset, tasks = borrow(layout[0]), borrow(layout[1]), \
@@ -224,6 +224,7 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             if it[NIT] >= maxiter:
                 return MAXITER
             copy_into(x_prev, x)
+            copy_into(g_prev, g)
             fl[F_PREV], it[HAS_PREV] = f, 1
             lr, t = lrs[i], it[T] + 1
             gscale = 1.0
@@ -233,9 +234,9 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             h = make_h(values(hk, t, lr), hrow)
             c = make_c(common_values(ck, lr, gscale), crow)
             if parallel:
-                step(paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h)
+                step(paddr, paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h)
             else:  # x is the optimizer's only array: the same element loop, without a call
-                update(x, g, s0, s1, s2, c, h)
+                update(x, x, g, s0, s1, s2, c, h)
             it[T] = t
             if bounded:
                 for k in range(x.size):
@@ -249,6 +250,7 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             fl[GNORM] = grad_norm(x, g, lb, ub)
             if not (np.isfinite(fl[F]) and np.isfinite(fl[GNORM])):
                 copy_into(x, x_prev)
+                copy_into(g, g_prev)  # the result's jac is the gradient at the iterate returned
                 fl[F] = fl[F_PREV]
                 return NONFINITE
             if fl[F] < fl[BEST_F]:
@@ -304,9 +306,9 @@ class Loop:
         self._entry = None
 
     def _chunk(self, lrs, limits, fl, it, hist, allx):
-        args = (self.fun, self.jac, self.args, self.x, self.g, self.x_prev, self.x_best,
-                self.x_memo, self.lb, self.ub, self.layout, tuple(self.opt._state), self.hk,
-                self.ck, self.rows, lrs, limits, fl, it, hist, allx)
+        args = (self.fun, self.jac, self.args, self.x, self.g, self.x_prev, self.g_prev,
+                self.x_best, self.x_memo, self.lb, self.ub, self.layout, tuple(self.opt._state),
+                self.hk, self.ck, self.rows, lrs, limits, fl, it, hist, allx)
         if self._entry is None:  # the argument types are the same for every chunk of a run
             argtypes = (self.fun_type, self.jac_type) + tuple(numba.typeof(a) for a in args[2:])
             dispatcher = _compiled_chunk(self.key, argtypes)
@@ -323,6 +325,7 @@ class Loop:
         x, opt, objective = self.x, self.opt, self.objective
         self.g[:] = g
         self.x_prev, self.x_best, self.x_memo = x.copy(), x.copy(), x.copy()
+        self.g_prev = self.g.copy()
         fl = np.array([f, np.nan, gnorm, f, f], dtype=np.float64)
         it = np.array([0, objective.nfev, objective.njev, opt.t, 0, 0, 0], dtype=np.int64)
         limits = (np.int64(maxiter), float(gtol), float(ftol),

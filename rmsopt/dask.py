@@ -405,9 +405,10 @@ class Rebinding:
     """How :func:`rmsopt.minimize._loop` evaluates, steps and restores a dask ``x``.
 
     Dask arrays are immutable: a step returns new persisted parameters, which the
-    loop rebinds, and a "copy" is the array itself. An evaluation persists ``f`` and
-    the gradient and gathers ``f``, the gradient's max-norm and (clip_norm) its
-    partial sums of squares in one ``dask.compute``; the norm is kept for the step.
+    loop rebinds, and a "copy" (``copy``, ``keep``, ``hold``) is the array itself. An
+    evaluation persists ``f`` and the gradient and gathers ``f``, the gradient's
+    max-norm and (clip_norm) its partial sums of squares in one ``dask.compute``; the
+    norm is kept for the step.
     """
 
     batch_types = (np.ndarray, da.Array)
@@ -434,6 +435,18 @@ class Rebinding:
     def restore(self, x, saved):
         self.opt.params = saved
         return saved
+
+    @staticmethod
+    def keep(x):
+        return x
+
+    @staticmethod
+    def overwrites(a, x):
+        return False
+
+    @staticmethod
+    def hold(a):
+        return a
 
     @staticmethod
     def batches(batches):

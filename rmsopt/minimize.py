@@ -25,8 +25,8 @@ import warnings
 
 import numpy as np
 
+from . import _config, compiled
 from . import backend as _backend
-from . import compiled
 from . import optimizer as _opt
 from .hyper import positive, real
 from .objective import Objective
@@ -164,13 +164,13 @@ def wrap_callback(callback, copy=np.copy):
 
 
 class HostArrays:
-    """The loop's array operations on NumPy arrays (``DeviceArrays`` on CUDA); see :class:`InPlace`."""
+    """The loop's array operations on NumPy arrays (``DeviceArrays`` on CUDA)."""
 
     copy = np.ndarray.copy  # np.copy costs three times as much per call
 
     @staticmethod
     def assign(dst, src):
-        dst[...] = src
+        np.copyto(dst, src)
 
     @staticmethod
     def clip(x, bounds):
@@ -191,42 +191,130 @@ def _grad_norm(x, g, bounds):
     return compiled.grad_norm(x, g, lb, ub)
 
 
-class InPlace:
-    """How the loop evaluates, steps and restores ``x`` when it is updated in place.
+class TwoBuffers:
+    """How the loop evaluates, steps and keeps ``x`` on the host: in two buffers.
 
-    ``arrays`` does the array operations: :class:`HostArrays` (NumPy) or
-    :class:`rmsopt._kernels.cuda.DeviceArrays`. Dask arrays, which are immutable,
-    have :class:`rmsopt.dask.Rebinding`, with the same methods.
+    Each step reads the iterate from one buffer and writes the next into the other
+    (an out-of-place step moves the same bytes as one in place), so the previous
+    iterate survives a step without a copy, and the objective's memo compares with
+    it instead of keeping a copy. The loop's other strategies have the same methods:
+    :class:`InPlace` (CUDA arrays) and :class:`rmsopt.dask.Rebinding` (dask arrays).
+
+    Per iteration nothing the size of ``x`` is allocated or copied: the best iterate
+    is copied (into a third buffer, allocated on first use) only when the step
+    after an iterate that was not an improvement would overwrite it.
+    """
+
+    batch_types = (np.ndarray,)
+    copy = staticmethod(np.ndarray.copy)
+
+    def __init__(self, opt, x):
+        self.opt = opt
+        self.pair = (x, np.empty_like(x))
+        self.targets = tuple(_backend.Buffers([b]) for b in self.pair)
+        self.spare = None  # the third buffer
+        self.evaluated = None  # the buffer of the last evaluation
+
+    def other(self, x):
+        """The buffer that the step from ``x`` writes."""
+        return self.pair[1] if x is self.pair[0] else self.pair[0]
+
+    def evaluate(self, objective, x, bounds):
+        """``f``, the gradient and its (projected) max-norm at ``x``."""
+        f, g = objective(x, last=self.evaluated)
+        self.evaluated = x
+        return f, g, _grad_norm(x, g, bounds)
+
+    def step(self, x, g, rate, bounds):
+        """The next iterate: one step from ``x`` with learning rate ``rate``, projected onto
+        the bounds, written into the other buffer."""
+        y = self.other(x)
+        if g is y or g.base is y:
+            raise ValueError("jac returned an array that is an earlier x (a read-only view "
+                             "of minimize's buffer); return a new array or a copy")
+        src = self.targets[x is self.pair[1]]
+        self.opt._update([g], rate, src, self.targets[y is self.pair[1]])
+        if bounds is not None:
+            np.clip(y, bounds[0], bounds[1], out=y)
+        return y
+
+    @staticmethod
+    def keep(x):
+        """``x``'s values as they will be after the next step: ``x`` itself."""
+        return x
+
+    def overwrites(self, a, x):
+        """Whether the step from ``x`` overwrites ``a``."""
+        return a is self.other(x)
+
+    def hold(self, a):
+        """``a``'s values where no step writes: a copy in the third buffer."""
+        if a is self.spare:
+            return a
+        if self.spare is None:
+            self.spare = np.empty_like(a)
+        np.copyto(self.spare, a)
+        return self.spare
+
+    @staticmethod
+    def restore(x, saved):
+        """The iterate to go on from (or to return): the ``saved`` buffer."""
+        return saved
+
+    @staticmethod
+    def batches(batches):
+        """The mini-batches as the objective will get them."""
+        return batches
+
+
+class InPlace:
+    """How the loop evaluates, steps and keeps ``x`` when it is updated in place (CUDA).
+
+    ``arrays`` does the array operations (:class:`rmsopt._kernels.cuda.DeviceArrays`).
+    The previous and the best iterate are copies, in buffers allocated once per run.
+    Methods as :class:`TwoBuffers`.
     """
 
     batch_types = (np.ndarray,)
 
-    def __init__(self, opt, arrays=HostArrays):
+    def __init__(self, opt, arrays):
         self.opt, self.arrays, self.copy = opt, arrays, arrays.copy
-        # the loop's own gradients need no re-validation on the host
-        self._update = opt._update if arrays is HostArrays else \
-            (lambda grads, rate: opt.step(grads[0], lr=rate))
+        self.saved = self.best = None
 
     def evaluate(self, objective, x, bounds):
-        """``f``, the gradient and its (projected) max-norm at ``x``."""
         f, g = objective(x)
         return f, g, self.arrays.grad_norm(x, g, bounds)
 
     def step(self, x, g, rate, bounds):
-        """``x`` after one step with learning rate ``rate``, projected onto the bounds."""
-        self._update([g], rate)
+        self.opt.step(g, lr=rate)
         if bounds is not None:
             self.arrays.clip(x, bounds)
         return x
 
+    def keep(self, x):
+        if self.saved is None:
+            self.saved = self.copy(x)
+        else:
+            self.arrays.assign(self.saved, x)
+        return self.saved
+
+    @staticmethod
+    def overwrites(a, x):
+        return a is x
+
+    def hold(self, a):
+        if self.best is None:
+            self.best = self.copy(a)
+        else:
+            self.arrays.assign(self.best, a)
+        return self.best
+
     def restore(self, x, saved):
-        """``x`` set back to the ``saved`` copy."""
         self.arrays.assign(x, saved)
         return x
 
     @staticmethod
     def batches(batches):
-        """The mini-batches as the objective will get them."""
         return batches
 
 
@@ -299,7 +387,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     ``compiled_loop`` (a :class:`rmsopt.compiled.Loop`) the iterations after the
     first evaluation run in nopython chunks with the same semantics.
     """
-    steps = InPlace(opt) if steps is None else steps
+    steps = TwoBuffers(opt, x) if steps is None else steps
     copy = steps.copy
     batches = per_epoch = None
     if batch_size is not None:
@@ -312,7 +400,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
 
     allvecs = [copy(x)] if return_all else None
     trace_f, trace_g, trace_t = [], [], []
-    best_x, best_f = copy(x), np.inf
+    best, best_f, best_g = x, np.inf, None
     status, nit, f_prev = MAXITER, 0, None
     t0 = time.perf_counter()
     f, g, gnorm = np.nan, None, np.nan
@@ -329,7 +417,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                 schedule=lr, callback=callback, bar=bar, allvecs=allvecs, t0=t0,
                 trace=(trace_f, trace_g, trace_t) if history else None)
         else:
-            best_f = f
+            best_f, best_g = f, g
             while True:
                 if history:
                     trace_f.append(f), trace_g.append(gnorm), trace_t.append(time.perf_counter() - t0)
@@ -338,7 +426,9 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                 if stop is not None:
                     status = stop
                     break
-                x_prev, f_prev = copy(x), f
+                if steps.overwrites(best, x):
+                    best = steps.hold(best)
+                x_prev, f_prev, g_prev = steps.keep(x), f, g
                 x = steps.step(x, g, lr0 if lr is None else opt._step_lr(lr(nit)), bounds)
                 nit += 1
                 if batches is not None:
@@ -346,10 +436,10 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                 f, g, gnorm = steps.evaluate(objective, x, bounds)
                 if not (math.isfinite(f) and math.isfinite(gnorm)):
                     x = steps.restore(x, x_prev)
-                    f, status = f_prev, NONFINITE
+                    f, g, status = f_prev, g_prev, NONFINITE
                     break
                 if f < best_f:
-                    best_f, best_x = f, copy(x)
+                    best, best_f, best_g = x, f, g
                 if return_all:
                     allvecs.append(copy(x))
                 if bar is not None:
@@ -362,9 +452,8 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                         break
     except KeyboardInterrupt:
         status = INTERRUPTED
-        if best_f < np.inf:
-            x = steps.restore(x, best_x)
-            f = best_f
+        if best_f < np.inf and compiled_loop is None:  # (the compiled loop restores its own)
+            x, f, g = steps.restore(x, best), best_f, best_g
     if bar is not None:
         bar.close(nit)
     if batches is not None and status in (MAXITER, EPOCHS, CALLBACK_STOP):
@@ -444,19 +533,25 @@ def _run(name, fun, x0, args, jac, bounds, callback, options):
         if device is not None:
             lb_ub = tuple(device.to_device(b) for b in lb_ub)
         arrays.clip(x, lb_ub)
-    objective = Objective(fun, jac, loop["args"], x.dtype, device)
+    objective = Objective(fun, jac, loop["args"], x.dtype, device, keep_point=device is not None)
     if device is None:
         loop["compiled_loop"] = _compiled_loop(compiled_mode, opt, x, objective, lb_ub, loop)
     elif compiled_mode:
         raise ValueError("compiled=True: the compiled loop runs on the CPU, not with "
                          "backend='cuda'")
+    steps = TwoBuffers(opt, x) if device is None else InPlace(opt, device)
     return _loop(opt, x, objective, lb_ub, wrap_callback(callback, arrays.copy), lr=schedule,
-                 steps=InPlace(opt, arrays), **loop)
+                 steps=steps, **loop)
 
 
 def _compiled_loop(mode, opt, x, objective, bounds, loop):
-    """The compiled loop when ``mode`` allows it and the problem suits it, else None."""
-    if mode is False:
+    """The compiled loop when ``mode`` allows it and the problem suits it, else None.
+
+    By default (``mode`` None) only below :data:`rmsopt._config.COMPILED_LOOP_SIZE`
+    elements: above, Python's per-iteration overhead is lost in the work, and the
+    Python loop's threaded, copy-free steps are faster.
+    """
+    if mode is False or (mode is None and x.size >= _config.COMPILED_LOOP_SIZE):
         return None
     try:
         return compiled.prepare(opt, x, objective, bounds, return_all=loop["return_all"],

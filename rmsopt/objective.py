@@ -5,11 +5,14 @@
 (``None`` means ``"2-point"``, as in scipy). Every call of ``fun`` counts in
 ``nfev`` (finite-difference calls too), every call of ``jac`` in ``njev``; with
 ``jac=True`` one call counts in both. The last point is remembered, so ``fun``
-is never evaluated twice at the same ``x`` with the same data.
+is never evaluated twice at the same ``x`` with the same data. On the host,
+``fun`` and ``jac`` get a read-only view of ``x`` (no copy; see
+:class:`Objective` for a function that writes into it).
 
 With ``device`` (:class:`rmsopt._kernels.cuda.DeviceArrays`), ``x`` is a CUDA
-device array: ``fun``/``jac`` get device copies, gradients are kept on the
-device, and finite differences are not offered (one launch per element).
+device array: ``fun``/``jac`` get a device copy (in a buffer reused from call to
+call), gradients are kept on the device, and finite differences are not offered
+(one launch per element).
 """
 
 import numpy as np
@@ -45,6 +48,17 @@ def host_gradient(g, shape, dtype):
     return g.astype(dtype, copy=True)
 
 
+def _owner(a):
+    """The array that owns ``a``'s memory (NumPy collapses ``base`` to it), or ``a``."""
+    return a if a.base is None else a.base
+
+
+def _wrote_to_readonly(e):
+    """Whether exception ``e`` says a read-only array was written (NumPy, Numba)."""
+    text = str(e)
+    return "read-only" in text or "readonly" in text
+
+
 class Objective:
     """``fun`` and its gradient at a point, with evaluation counts.
 
@@ -59,9 +73,27 @@ class Objective:
         Gradients are returned in this dtype.
     device : DeviceArrays, optional
         The device operations, when ``x`` is a CUDA device array.
+    keep_point : bool
+        Keep a copy of the last point for the memo (in a buffer allocated once).
+        False when the caller says where the last point is (``last`` of
+        :meth:`__call__`), as minimize's two-buffer loop does.
+
+    Notes
+    -----
+    Nothing proportional to ``x`` is allocated per call on the host. ``fun`` and
+    ``jac`` get a read-only view of ``x``, valid during the call (scipy passes a
+    fresh copy; copy it to keep it). A function that writes into its argument
+    fails on that view; the call is then repeated, not counted twice, with a
+    writable copy, and so is every later call (in a buffer allocated once). The
+    gradient returned is the function's own array when it is a C-contiguous array
+    of ``dtype``; otherwise, and when the function returns the same array again
+    (a buffer it reuses), it is converted or copied into one of two buffers of
+    this object, so that the previous gradient survives the next call (from the
+    second call on: the first gradient of a function that reuses its array is
+    overwritten by the second call).
     """
 
-    def __init__(self, fun, jac, args, dtype, device=None):
+    def __init__(self, fun, jac, args, dtype, device=None, keep_point=True):
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
         if not (callable(jac) or jac is True or jac is None or jac is False
@@ -73,38 +105,109 @@ class Objective:
                              "True (finite differences would need a launch per element)")
         self.fun, self.jac, self.dtype = fun, jac, np.dtype(dtype)
         self.device = device
-        self._copy = np.ndarray.copy if device is None else device.copy  # (np.copy is 3x slower)
         self.args = tuple(args)
         self.nfev = self.njev = 0
-        self._x = self._f = self._g = None
+        self.keep_point = keep_point
+        self._point = None  # the memo's copy of the last point (keep_point)
+        self._memo = None  # (f, g) at the last point, or None
+        self._views = {}  # read-only views of the arrays passed, by id
+        self._private = None  # a writable copy for a function that writes into x
+        self._own = []  # up to two gradient buffers of ours, used in turn
+        self._turn = 0
+        self._returned = None  # the function's last gradient array, to see it reused
+        self._h = self._xh = None  # finite differences: steps and the moved point
 
     def set_args(self, args):
         """Use other extra arguments (a new mini-batch); forgets the memo."""
         self.args = tuple(args)
-        self._x = None
+        self._memo = None
+
+    def _argument(self, x):
+        """What ``fun``/``jac`` get for ``x``: a read-only view, or a private copy."""
+        if self.device is not None:
+            if self._private is None:
+                self._private = self.device.copy(x)
+            else:
+                self.device.assign(self._private, x)
+            return self._private
+        if self._private is not None:
+            np.copyto(self._private, x)
+            return self._private
+        entry = self._views.get(id(x))
+        if entry is None or entry[0] is not x:
+            if len(self._views) > 8:
+                self._views.clear()
+            view = x.view()
+            view.flags.writeable = False
+            entry = self._views[id(x)] = (x, view)
+        return entry[1]
+
+    def _call(self, fn, x):
+        """``fn(x, *args)``, repeated with a writable copy if ``fn`` wrote into ``x``."""
+        if self._private is None and self.device is None:
+            try:
+                return fn(self._argument(x), *self.args)
+            except Exception as e:
+                if not _wrote_to_readonly(e):
+                    raise
+                self._private = np.empty_like(x)
+        return fn(self._argument(x), *self.args)
 
     def _value(self, x):
         self.nfev += 1
-        f = self.fun(self._copy(x), *self.args)
+        f = self._call(self.fun, x)
         return scalar_value(f) if self.device is None else self.device.scalar(f, scalar_value)
+
+    def _buffer(self, x):
+        """The next of this object's two gradient buffers."""
+        if not self._own:  # allocated once, both at once
+            self._own = [np.empty(x.shape, self.dtype), np.empty(x.shape, self.dtype)]
+        self._turn ^= 1
+        return self._own[self._turn]
 
     def _gradient(self, g, x):
         if self.device is not None:
             return self.device.gradient(g, x, self.dtype)
-        if type(g) is np.ndarray and g.dtype == self.dtype and g.shape == x.shape:
-            return g.copy()  # the common case, without the checks below
-        return host_gradient(g, x.shape, self.dtype)
+        if type(g) is np.ndarray and g.dtype == self.dtype and g.shape == x.shape \
+                and g.flags.c_contiguous:
+            last, self._returned = self._returned, g
+            if last is not None and _owner(g) is _owner(last):
+                # a buffer the function reuses: ours keep the values from call to call
+                out = self._buffer(x)
+                np.copyto(out, g)
+                return out
+            return g
+        g = np.asarray(g)
+        if g.shape != x.shape or g.dtype.kind not in "fiub":
+            host_gradient(g, x.shape, self.dtype)  # raises the error that says why
+        out = self._buffer(x)
+        np.copyto(out, g, casting="unsafe")
+        return out
 
-    def __call__(self, x):
-        """``(f, g)`` at ``x``; ``g`` is an array of the objective's dtype, owned by this
-        object and shared with its memo: read it, do not modify it."""
-        equal = same_point if self.device is None else self.device.equal
-        if self._x is not None and equal(x, self._x):
-            return self._f, self._g
+    def _same_point(self, x, last):
+        if self._memo is None:
+            return False
+        if last is None:
+            if self._point is None:
+                return False
+            last = self._point
+        if self.device is not None:
+            return self.device.equal(x, last)
+        return x is last or same_point(x, last)
+
+    def __call__(self, x, last=None):
+        """``(f, g)`` at ``x``; ``g`` is an array of the objective's dtype: read it, do not
+        modify it.
+
+        ``last``, when given, is an array that still holds the point of the previous
+        call unchanged: the memo compares ``x`` with it, and keeps no copy of its own.
+        """
+        if self._same_point(x, last):
+            return self._memo
         if self.jac is True:
-            out = self.fun(self._copy(x), *self.args)
             self.nfev += 1
             self.njev += 1
+            out = self._call(self.fun, x)
             if not isinstance(out, tuple) or len(out) != 2:
                 raise TypeError("with jac=True, fun must return a tuple (f, gradient)")
             f = scalar_value(out[0]) if self.device is None else \
@@ -113,11 +216,18 @@ class Objective:
         elif callable(self.jac):
             f = self._value(x)
             self.njev += 1
-            g = self._gradient(self.jac(self._copy(x), *self.args), x)
+            g = self._gradient(self._call(self.jac, x), x)
         else:
             f = self._value(x)
             g = self._finite_differences(x, f)
-        self._x, self._f, self._g = self._copy(x), f, g
+        if self.keep_point:
+            if self._point is None:
+                self._point = x.copy() if self.device is None else self.device.copy(x)
+            elif self.device is None:
+                np.copyto(self._point, x)
+            else:
+                self.device.assign(self._point, x)
+        self._memo = (f, g)
         return f, g
 
     def _finite_differences(self, x, f0):
@@ -129,9 +239,14 @@ class Objective:
         """
         central = self.jac == "3-point"
         eps = np.finfo(x.dtype).eps
-        h = (eps ** (1 / 3) if central else eps ** 0.5) * np.maximum(1.0, np.abs(x))
-        g = np.empty(x.shape, dtype=np.float64)
-        xh = x.copy()
+        if self._xh is None:
+            self._h, self._xh = np.empty_like(x), np.empty_like(x)
+        h, xh = self._h, self._xh
+        np.abs(x, out=h)
+        np.maximum(h, 1.0, out=h)
+        h *= eps ** (1 / 3) if central else eps ** 0.5
+        g = self._buffer(x)
+        np.copyto(xh, x)
         for i in range(x.size):
             xi = x[i]
             xh[i] = xi + h[i]
@@ -144,4 +259,4 @@ class Objective:
             else:
                 g[i] = (f_up - f0) / up
             xh[i] = xi
-        return g.astype(self.dtype)
+        return g

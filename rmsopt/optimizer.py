@@ -303,14 +303,23 @@ class Optimizer:
         hyper.representable("lr", lr, self._dtype)
         return lr
 
-    def _update(self, grads, lr):
-        """:meth:`step` after validation: ``grads`` are 1-D arrays of the dtype, owned by us."""
+    def _update(self, grads, lr, src=None, dst=None):
+        """:meth:`step` after validation: ``grads`` are 1-D arrays of the dtype that the step
+        does not write.
+
+        ``src``, ``dst``: :class:`rmsopt.backend.Buffers` to read the parameters from and
+        write them to (an out-of-place step, host backends), each instead of the
+        parameters when None.
+        """
         t = self.t + 1
         gscale = 1.0
         if self._hyper["clip_norm"] is not None and not self._cuda:  # CUDA clips on the device
             norm = _backend.global_norm(self._backend, self._layout, grads)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        self._apply(grads, *self._host_scalars(t, lr, gscale))
+        if src is None and dst is None:
+            self._apply(grads, *self._host_scalars(t, lr, gscale))
+        else:
+            self._apply(grads, *self._host_scalars(t, lr, gscale), src, dst)
         self.t = t
 
     def step_rows(self, rows, grad, *, index=0, lr=None):
@@ -628,7 +637,8 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
                 kernel = _backend.cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common,
                                                   opt._slots, parallel)
                 layout = opt._layout
-                _backend.cpu.entry_point(kernel, (layout.paddr, layout.paddr, layout.size,
+                _backend.cpu.entry_point(kernel, (layout.paddr, layout.paddr, layout.paddr,
+                                                  layout.size,
                                                   layout.offset, layout.tasks, *opt._state, c, h))
                 count += 1
     return count

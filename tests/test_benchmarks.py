@@ -30,6 +30,7 @@ def smallest(cls):
 
 
 @pytest.mark.parametrize("cls", [bench_step.Step, bench_step.ManyArrays, bench_minimize.Rosenbrock,
+                                 bench_minimize.Scale,
                                  bench_step.CudaStep, bench_step.CudaManyArrays])
 def test_benchmarks_run(cls):
     # One method for minimize: each compiled objective x method is a loop to compile.

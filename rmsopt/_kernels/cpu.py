@@ -4,7 +4,9 @@ Parameters may be one array or many. Either way a step is a single kernel call
 over a fixed *task table*: row ``t`` says "elements ``lo:hi`` of array ``j``".
 Arrays are reached through their addresses (kept alive by the caller), and the
 optimizer state is one flat buffer per slot, array ``j`` starting at
-``offset[j]``. ``prange`` spreads the tasks over threads; the serial kernel is
+``offset[j]``. A step reads the parameters at ``paddr`` and writes them at
+``qaddr``: the same table for a step in place, a second buffer's for
+``minimize``'s out-of-place steps. ``prange`` spreads the tasks over threads; the serial kernel is
 the same code compiled with ``parallel=False``, so both give identical bits.
 
 Kernels are built per (rule, flags) by :func:`step_kernel`, with the flags as
@@ -134,16 +136,18 @@ def step_kernel(rule, flags, common, slots, parallel):
 
 
 def update_loop(rule, flags, common, slots):
-    """``update(p, g, v0, v1, v2, c, h)``: the element loop of one variant, inlined.
+    """``update(p, q, g, v0, v1, v2, c, h)``: the element loop of one variant, inlined.
 
-    Updates ``p`` and the used state arrays in place, all of one length. The
-    step kernels run it on each task's slice; the compiled minimize loop calls
-    it directly on small problems.
+    Reads the parameters from ``p`` and writes the updated ones to ``q`` (``q`` is
+    ``p`` for a step in place; another buffer for an out-of-place step, which moves
+    the same bytes and keeps the previous iterate); the used state arrays are
+    updated in place; all of one length. The step kernels run it on each task's
+    slice; the compiled minimize loop calls it directly on small problems.
     """
     use0, use1, use2 = slots
 
     @njit(inline="always")
-    def update(p, g, v0, v1, v2, c, h):
+    def update(p, q, g, v0, v1, v2, c, h):
         for k in range(_unsigned(p.size)):
             pk = p[k]
             gk = rules.prepare_gradient(pk, g[k], c, common)
@@ -153,7 +157,7 @@ def update_loop(rule, flags, common, slots):
             b = v1[k] if use1 else gk
             d = v2[k] if use2 else gk
             pk, a, b, d = rule(pk, gk, a, b, d, h, flags)
-            p[k] = pk
+            q[k] = pk
             if use0:
                 v0[k] = a
             if use1:
@@ -168,13 +172,14 @@ def _build_step(rule, flags, common, slots, parallel):
     update = update_loop(rule, flags, common, slots)
 
     @njit(parallel=parallel, **JIT)
-    def step(paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h):
+    def step(paddr, qaddr, gaddr, size, offset, tasks, s0, s1, s2, c, h):
         for t in prange(tasks.shape[0]):
             j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
             p = carray(_pointer(paddr[j]), size[j], s0.dtype)[lo:hi]
+            q = carray(_pointer(qaddr[j]), size[j], s0.dtype)[lo:hi]
             g = carray(_pointer(gaddr[j]), size[j], s0.dtype)[lo:hi]
             start, stop = offset[j] + lo, offset[j] + hi
-            update(p, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
+            update(p, q, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
 
     return cached(step, (rule, flags, common, slots))
 
@@ -291,8 +296,8 @@ def row_table(param_address, grad_address, rows, width, itemsize, state_offset):
 
     Returns
     -------
-    paddr, gaddr, size, offset, tasks : int64 arrays
-        The first five arguments of the step kernel.
+    paddr, qaddr, gaddr, size, offset, tasks : int64 arrays
+        The first six arguments of the step kernel (``qaddr`` is ``paddr``: in place).
     """
     m = rows.size
     stride = np.int64(width * itemsize)
@@ -300,7 +305,8 @@ def row_table(param_address, grad_address, rows, width, itemsize, state_offset):
     tasks = np.zeros((m, 3), dtype=np.int64)
     tasks[:, 0] = index
     tasks[:, 2] = width
-    return (param_address + rows * stride, grad_address + index * stride,
+    paddr = param_address + rows * stride
+    return (paddr, paddr, grad_address + index * stride,
             np.full(m, width, dtype=np.int64), state_offset + rows * np.int64(width), tasks)
 
 
