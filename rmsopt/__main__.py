@@ -11,8 +11,7 @@ def demo(args):
     """The demo's scenarios (see :mod:`rmsopt.demo`): tables, and figures in ``--out``."""
     from .demo import run
 
-    only = [name.strip() for name in args.only.split(",")] if args.only else None
-    run(out=args.out, quick=args.quick, only=only, plots=not args.no_plots)
+    run(out=args.out, quick=args.quick, only=args.only, plots=not args.no_plots)
     return 0
 
 
@@ -34,6 +33,19 @@ def bench(args):
     return 0
 
 
+def scenario_names(text):
+    """``--only``'s value: comma-separated scenario names, case-insensitive."""
+    from .demo import SCENARIOS
+
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario(s) {', '.join(unknown) or repr(text)}; choose from "
+            f"{', '.join(SCENARIOS)}")
+    return names
+
+
 def info(args):
     import numba
 
@@ -52,7 +64,8 @@ def main(argv=None):
     p.add_argument("--out", default="rmsopt-demo", help="directory for the PNG figures "
                    "(default ./rmsopt-demo)")
     p.add_argument("--quick", action="store_true", help="small problems (seconds)")
-    p.add_argument("--only", metavar="NAMES", help="comma-separated scenarios: "
+    p.add_argument("--only", metavar="NAMES", type=scenario_names,
+                   help="comma-separated scenarios (any case): "
                    "2d,highdim,linreg,digits,factorisation,sensitivity")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.set_defaults(func=demo)

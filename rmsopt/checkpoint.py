@@ -2,8 +2,10 @@
 
 Members: ``header`` (a 0-d unicode array holding JSON), ``param_<i>`` for each
 parameter array and ``state_<slot>`` for each active state buffer. The header
-carries the format version, optimizer and rule names, hyperparameters, step
-count, dtype, shapes and a SHA-256 of every array, so a truncated or altered
+carries the format version, optimizer and rule names, hyperparameters, the
+learning-rate schedule (``rmsopt.schedules`` by name and parameters, or null;
+optional, absent in older files), step count, dtype, shapes and a SHA-256 of
+every array, so a truncated or altered
 file is detected on load. Files are read with ``allow_pickle=False`` and
 written atomically (a temporary file in the same folder, then ``os.replace``).
 """

@@ -330,16 +330,18 @@ class Loop:
         it = np.array([0, objective.nfev, objective.njev, opt.t, 0, 0, 0], dtype=np.int64)
         limits = (np.int64(maxiter), float(gtol), float(ftol),
                   float(opt._hyper["clip_norm"] or 0.0))
-        n, status = 8, CONTINUE
+        n, status = (1 if callback is not None else 8), CONTINUE
         try:
             while status == CONTINUE:
                 passes = min(n, maxiter - int(it[NIT]) + 1)
                 nit0 = int(it[NIT])
                 if schedule is None:
                     lrs = np.full(passes, lr, dtype=np.float64)
-                else:
-                    lrs = np.array([opt._step_lr(schedule(k))  # as Optimizer.step checks lr
-                                    for k in range(nit0, nit0 + passes)], dtype=np.float64)
+                else:  # the rates of the steps this chunk can take: none at k = maxiter
+                    lrs = np.full(passes, np.nan)
+                    lrs[:min(passes, maxiter - nit0)] = [
+                        opt._step_lr(schedule(k))  # as Optimizer.step checks lr
+                        for k in range(nit0, min(nit0 + passes, maxiter))]
                 hist = np.empty((passes + 1, 2))
                 allx = np.empty((passes if self.record_x else 0, x.size), x.dtype)
                 it[NREC] = 0
@@ -363,8 +365,10 @@ class Loop:
                         callback(_intermediate(x, fl[F], self.g, nit))
                     except StopIteration:
                         status = CALLBACK_STOP
-                # the next chunk lasts about CHUNK_SECONDS (growth bounded against noise)
-                n = int(min(max(passes * CHUNK_SECONDS / max(stop - start, 1e-9), 1), 8 * passes))
+                # the next chunk lasts about CHUNK_SECONDS (growth bounded against noise);
+                # with a callback, one iteration: it is called after every iteration
+                n = 1 if callback is not None else \
+                    int(min(max(passes * CHUNK_SECONDS / max(stop - start, 1e-9), 1), 8 * passes))
         except KeyboardInterrupt:
             status = INTERRUPTED
             x[...] = self.x_best

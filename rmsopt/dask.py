@@ -219,7 +219,8 @@ class Optimizer:
         grad : dask.array.Array or array_like
             The parameters' shape; rechunked to their chunks and cast to their dtype.
         lr : float, optional
-            Learning rate for this step only (a schedule), instead of ``hyper["lr"]``.
+            Learning rate for this step only, instead of ``hyper["lr"]`` (or of the
+            schedule given as ``lr``, called with ``t``).
 
         Returns
         -------
@@ -229,7 +230,9 @@ class Optimizer:
             ``clip_norm`` the step first gathers the gradient's partial sums of squares.
         """
         g = _as_gradient(grad, self.params, "grad")
-        lr = self._probe._hyper["lr"] if lr is None else self._step_lr(lr)
+        schedule = self._probe.schedule
+        lr = self._probe._hyper["lr"] if lr is None and schedule is None else \
+            self._step_lr(schedule(self.t) if lr is None else lr)
         norm = None
         if self._probe._hyper["clip_norm"] is not None:
             g = g.persist()

@@ -112,9 +112,28 @@ def optional_positive(name, value):
     return None if value is None else positive(name, value)
 
 
-def representable(name, value, dtype):
-    """A positive scalar must not round to zero in the parameters' dtype."""
-    if value is not None and dtype.type(value) == 0:
+def learning_rate(value, name="lr"):
+    """A learning rate: a finite real >= 0 (0 is a valid step size: schedules end there).
+
+    A 0-d array (PyTorch's tensor ``lr``, as a NumPy array) is taken as its value.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()
+    return real(name, value, low=0.0)
+
+
+def representable(name, value, dtype, tiny_ok=False):
+    """A scalar that reaches a kernel must keep its meaning in the parameters' dtype: not
+    overflow to inf (``lr=1e39`` in float32), and, unless ``tiny_ok``, a positive value
+    must not round to 0 (``eps=1e-50`` in float32). A schedule's rate may decay into 0."""
+    if value is None:
+        return
+    with np.errstate(over="ignore"):
+        cast = dtype.type(value)
+    if not np.isfinite(cast):
+        raise ValueError(f"{name}={value!r} overflows to inf in {dtype.name}; the largest "
+                         f"{dtype.name} is {np.finfo(dtype).max:.4g}")
+    if not tiny_ok and value != 0 and cast == 0:
         raise ValueError(f"{name}={value!r} rounds to 0 in {dtype.name}; use a larger value")
 
 
@@ -420,7 +439,7 @@ def rmsprop(**o):
     rho = pick("rho", {k: o.get(k) for k in ("rho", "alpha", "decay")})
     h = dict(
         convention=convention,
-        lr=positive("lr", _or(o.get("lr"), preset["lr"])),
+        lr=learning_rate(_or(o.get("lr"), preset["lr"])),
         rho=unit_interval("rho", _or(rho, preset["rho"])),
         eps=positive("eps", _or(o.get("eps"), preset["eps"])),
         centered=flag("centered", o.get("centered", False)),
@@ -436,7 +455,7 @@ def rmsprop(**o):
 
 
 def sgd(**o):
-    h = dict(lr=positive("lr", _or(o.get("lr"), 1e-3)))
+    h = dict(lr=learning_rate(_or(o.get("lr"), 1e-3)))
     h.update(momentum_options(o.get("momentum", 0.0), o.get("nesterov", False),
                               _or(o.get("lr_in_momentum"), False)))
     h.update(_shared(o))
@@ -445,7 +464,7 @@ def sgd(**o):
 
 def adagrad(**o):
     h = dict(
-        lr=positive("lr", _or(o.get("lr"), 1e-2)),
+        lr=learning_rate(_or(o.get("lr"), 1e-2)),
         lr_decay=real("lr_decay", o.get("lr_decay", 0.0), low=0.0),
         eps=positive("eps", _or(o.get("eps"), 1e-10)),
         initial_accumulator_value=real(
@@ -458,7 +477,7 @@ def adagrad(**o):
 
 def adadelta(**o):
     h = dict(
-        lr=positive("lr", _or(o.get("lr"), 1.0)),
+        lr=learning_rate(_or(o.get("lr"), 1.0)),
         rho=unit_interval("rho", _or(o.get("rho"), 0.9)),
         eps=positive("eps", _or(o.get("eps"), 1e-6)),
     )
@@ -466,11 +485,25 @@ def adadelta(**o):
     return h
 
 
+def _betas(o):
+    """``(beta1, beta2)`` from rmsopt's names or PyTorch's ``betas`` pair, not both."""
+    betas = o.get("betas")
+    if betas is None:
+        return o.get("beta1"), o.get("beta2")
+    if o.get("beta1") is not None or o.get("beta2") is not None:
+        raise ValueError("give betas=(beta1, beta2) or beta1/beta2, not both")
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {type(betas).__name__} "
+                        f"{betas!r}")
+    return tuple(betas)
+
+
 def adam(decoupled_default=False, **o):
+    beta1, beta2 = _betas(o)
     h = dict(
-        lr=positive("lr", _or(o.get("lr"), 1e-3)),
-        beta1=unit_interval("beta1", _or(o.get("beta1"), 0.9)),
-        beta2=unit_interval("beta2", _or(o.get("beta2"), 0.999)),
+        lr=learning_rate(_or(o.get("lr"), 1e-3)),
+        beta1=unit_interval("beta1", _or(beta1, 0.9)),
+        beta2=unit_interval("beta2", _or(beta2, 0.999)),
         eps=positive("eps", _or(o.get("eps"), 1e-8)),
         amsgrad=flag("amsgrad", o.get("amsgrad", False)),
     )

@@ -7,10 +7,9 @@
 True
 """
 
-from .minimize import _minimize_adadelta as adadelta
-from .minimize import _minimize_adagrad as adagrad
-from .minimize import _minimize_adam as adam
-from .minimize import _minimize_rmsprop as rmsprop
-from .minimize import _minimize_sgd as sgd
+from .minimize import WORKERS
 
-__all__ = ["rmsprop", "sgd", "adagrad", "adadelta", "adam"]
+rmsprop, sgd, adagrad, adadelta, adam, adamw = (
+    WORKERS[name] for name in ("rmsprop", "sgd", "adagrad", "adadelta", "adam", "adamw"))
+
+__all__ = ["rmsprop", "sgd", "adagrad", "adadelta", "adam", "adamw"]

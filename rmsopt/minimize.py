@@ -28,7 +28,7 @@ import numpy as np
 from . import _config, compiled
 from . import backend as _backend
 from . import optimizer as _opt
-from .hyper import positive, real
+from .hyper import learning_rate, real
 from .objective import Objective
 
 METHODS = {
@@ -37,6 +37,7 @@ METHODS = {
     "adagrad": _opt.AdaGrad,
     "adadelta": _opt.AdaDelta,
     "adam": _opt.Adam,
+    "adamw": _opt.AdamW,
 }
 
 SUCCESS, MAXITER, FTOL, NONFINITE, INTERRUPTED, EPOCHS, CALLBACK_STOP = 0, 1, 2, 3, 4, 5, 99
@@ -54,7 +55,7 @@ _SUCCESSFUL = (SUCCESS, FTOL, EPOCHS)
 
 # Options of the loop itself (the rest belong to the optimizer).
 LOOP_OPTIONS = ("maxiter", "gtol", "ftol", "disp", "return_all", "history", "batch_size",
-                "epochs", "seed", "tol", "progress", "compiled")
+                "epochs", "seed", "data", "tol", "progress", "compiled")
 
 
 def as_x0(x0):
@@ -101,35 +102,82 @@ def as_bounds(bounds, n, dtype):
     from scipy.optimize import Bounds
 
     if isinstance(bounds, Bounds):
-        lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,)) for b in (bounds.lb, bounds.ub))
+        try:
+            lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,))
+                      for b in (bounds.lb, bounds.ub))
+        except ValueError:
+            raise ValueError(f"bounds have shapes {np.shape(bounds.lb)} and "
+                             f"{np.shape(bounds.ub)}; expected ({n},) or scalars") from None
     else:
         pairs = list(bounds)
         if len(pairs) != n or any(len(p) != 2 for p in pairs):
             raise ValueError(f"bounds must be {n} (low, high) pairs, one per variable")
         lb = np.array([-np.inf if p[0] is None else p[0] for p in pairs], dtype=float)
         ub = np.array([np.inf if p[1] is None else p[1] for p in pairs], dtype=float)
+    if np.isnan(lb).any() or np.isnan(ub).any():
+        raise ValueError("bounds contain NaN; use -inf/inf (or None) for an open side")
     if np.any(lb > ub):
         raise ValueError("bounds have a lower bound above its upper bound")
     return lb.astype(dtype), ub.astype(dtype)
 
 
-def sample_count(args, array_types=(np.ndarray,)):
-    """Length of the leading axis of the first array in ``args`` (the data set size)."""
-    for a in args:
-        if isinstance(a, array_types) and a.ndim >= 1:
-            return a.shape[0]
-    raise ValueError("batch_size needs data: an array in args whose leading axis is the samples")
+def data_arguments(args, data, batch_size, array_types=(np.ndarray,)):
+    """Which ``args`` are the data set, and its sample count: ``(indices, n_samples)``.
+
+    ``data`` (the ``data`` option) names them by position; by default they are the
+    arrays whose leading axis has the length of the first array's. Arrays of another
+    leading length next to them are ambiguous (a parameter vector before the data,
+    say): an OptimizeWarning says so, naming the ``data`` option. A ``batch_size``
+    above the sample count is a ValueError.
+    """
+    arrays = [i for i, a in enumerate(args) if isinstance(a, array_types) and a.ndim >= 1]
+    if data is None:
+        if not arrays:
+            raise ValueError("batch_size needs data: an array in args whose leading axis is "
+                             "the samples")
+        n_samples = args[arrays[0]].shape[0]
+        chosen = [i for i in arrays if args[i].shape[0] == n_samples]
+        others = [i for i in arrays if i not in chosen]
+        if others:
+            from scipy.optimize import OptimizeWarning
+
+            warnings.warn(
+                f"mini-batches: args[{arrays[0]}] sets the sample count {n_samples}, so "
+                f"{', '.join(f'args[{i}] (shape {args[i].shape})' for i in others)} "
+                f"{'is' if len(others) == 1 else 'are'} not batched; name the data "
+                "arguments with options={'data': (i, ...)}", OptimizeWarning,
+                stacklevel=_caller_stacklevel())
+    else:
+        if isinstance(data, (int, np.integer)) and not isinstance(data, bool):
+            data = (data,)
+        if not isinstance(data, (tuple, list)) or not data or not all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in data):
+            raise TypeError(f"data must be a tuple of positions in args, got {data!r}")
+        chosen = sorted({int(i) for i in data})
+        for i in chosen:
+            if not 0 <= i < len(args) or i not in arrays:
+                raise ValueError(f"data names args[{i}], which is not an array of args "
+                                 f"(args has {len(args)} entries)")
+        n_samples = args[chosen[0]].shape[0]
+        bad = [i for i in chosen if args[i].shape[0] != n_samples]
+        if bad:
+            raise ValueError("the data arguments disagree on the sample count: "
+                             + ", ".join(f"args[{i}] has {args[i].shape[0]}"
+                                         for i in [chosen[0], *bad]))
+    if batch_size > n_samples:
+        raise ValueError(f"batch_size={batch_size} exceeds the {n_samples} samples of "
+                         f"args[{chosen[0]}]")
+    return chosen, n_samples
 
 
-def minibatches(args, batch_size, epochs, maxiter, seed, array_types=(np.ndarray,)):
+def minibatches(args, batch_size, epochs, maxiter, seed, data=None, array_types=(np.ndarray,)):
     """The mini-batch plan: ``(batches, per_epoch, maxiter)``.
 
-    ``batches`` yields ``args`` with every array of ``array_types`` whose leading axis has
-    the sample count sliced by the same indices: a fresh permutation from
-    ``numpy.random.default_rng(seed)`` each epoch, cut into ``batch_size`` pieces.
+    ``batches`` yields ``args`` with the data arguments (:func:`data_arguments`) sliced
+    by the same indices: a fresh permutation from ``numpy.random.default_rng(seed)``
+    each epoch, cut into ``batch_size`` pieces.
     """
-    n_samples = sample_count(args, array_types)
-    batch_size = int(min(batch_size, n_samples))
+    chosen, n_samples = data_arguments(args, data, batch_size, array_types)
     rng = np.random.default_rng(seed)
     per_epoch = -(-n_samples // batch_size)
     if epochs is not None:
@@ -140,8 +188,7 @@ def minibatches(args, batch_size, epochs, maxiter, seed, array_types=(np.ndarray
             order = rng.permutation(n_samples)
             for start in range(0, n_samples, batch_size):
                 idx = order[start:start + batch_size]
-                yield tuple(a[idx] if isinstance(a, array_types) and a.ndim >= 1
-                            and a.shape[0] == n_samples else a for a in args)
+                yield tuple(a[idx] if i in chosen else a for i, a in enumerate(args))
     return batches(), per_epoch, maxiter
 
 
@@ -342,15 +389,19 @@ class _Progress:
         self.bar.close()
 
 
-def stop_status(nit, f, f_prev, gnorm, *, gtol, ftol, maxiter, minibatch, epochs):
-    """The status that ends the run at iterate ``nit`` (before its step), or None to go on."""
+def stop_status(nit, f, f_prev, gnorm, *, gtol, ftol, maxiter, minibatch, epoch_steps):
+    """The status that ends the run at iterate ``nit`` (before its step), or None to go on.
+
+    ``epoch_steps``: the steps of the requested epochs (None without ``epochs``); the run
+    ends with status 5 only when they are done, with 1 when ``maxiter`` came first.
+    """
     if not minibatch and gnorm <= gtol:
         return SUCCESS
     if not minibatch and f_prev is not None and ftol > 0 and \
             f_prev - f <= ftol * max(abs(f), abs(f_prev), 1.0):
         return FTOL
     if nit >= maxiter:
-        return EPOCHS if epochs is not None and minibatch else MAXITER
+        return EPOCHS if epoch_steps is not None and nit >= epoch_steps else MAXITER
     return None
 
 
@@ -370,6 +421,10 @@ def result(x, f, g, nit, nfev, njev, status, *, per_epoch=None, allvecs=None, tr
                            time=np.array(trace[2]))
     if disp:
         print(("" if res.success else "Warning: ") + res.message)
+        if not res.success:  # as scipy's methods do with disp (scipy gh-1953)
+            from scipy.optimize import OptimizeWarning
+
+            warnings.warn(res.message, OptimizeWarning, stacklevel=_caller_stacklevel())
         print(f"         Current function value: {res.fun:.6f}")
         print(f"         Iterations: {res.nit}")
         print(f"         Function evaluations: {res.nfev}")
@@ -378,7 +433,7 @@ def result(x, f, g, nit, nfev, njev, status, *, per_epoch=None, allvecs=None, tr
 
 
 def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, return_all,
-          history, batch_size, epochs, seed, lr, args, progress, steps=None,
+          history, batch_size, epochs, seed, lr, args, progress, data=None, steps=None,
           compiled_loop=None):
     """The iteration shared by every method and every kind of array. Returns an OptimizeResult.
 
@@ -389,12 +444,13 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     """
     steps = TwoBuffers(opt, x) if steps is None else steps
     copy = steps.copy
-    batches = per_epoch = None
+    batches = per_epoch = epoch_steps = None
     if batch_size is not None:
         batches, per_epoch, maxiter = minibatches(args, batch_size, epochs, maxiter, seed,
-                                                    array_types=steps.batch_types)
+                                                    data, array_types=steps.batch_types)
         batches = steps.batches(batches)
         objective.set_args(next(batches))
+        epoch_steps = None if epochs is None else epochs * per_epoch
     if maxiter is None:
         maxiter = 10000
 
@@ -408,6 +464,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     lr0 = opt.hyper["lr"]
     try:
         f, g, gnorm = steps.evaluate(objective, x, bounds)
+        t0 = time.perf_counter()  # history's time 0: the first record, after set-up
         if not (math.isfinite(f) and math.isfinite(gnorm)):
             status = NONFINITE
         elif compiled_loop is not None:
@@ -422,7 +479,7 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                 if history:
                     trace_f.append(f), trace_g.append(gnorm), trace_t.append(time.perf_counter() - t0)
                 stop = stop_status(nit, f, f_prev, gnorm, gtol=gtol, ftol=ftol, maxiter=maxiter,
-                                   minibatch=batches is not None, epochs=epochs)
+                                   minibatch=batches is not None, epoch_steps=epoch_steps)
                 if stop is not None:
                     status = stop
                     break
@@ -464,6 +521,56 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
                   disp=disp)
 
 
+# Other libraries' spellings of minimize's options (torch, optax, keras, scipy's own).
+SPELLINGS = {"learning_rate": "lr", "max_iter": "maxiter", "maxiters": "maxiter",
+             "max_iterations": "maxiter", "n_iter": "maxiter", "num_steps": "maxiter",
+             "epsilon": "eps", "beta_1": "beta1", "beta_2": "beta2", "b1": "beta1",
+             "b2": "beta2", "nesterov_momentum": "nesterov", "gtol_abs": "gtol"}
+
+
+def _did_you_mean(key, known):
+    """A hint for an unknown option: the rmsopt name of another library's spelling, or a
+    close match (``decay`` and ``alpha`` are RMSprop's ``rho``; ``betas`` is Adam's)."""
+    import difflib
+
+    target = SPELLINGS.get(key)
+    if key in ("alpha", "decay") and "rho" not in known:
+        target = None
+    if target is None:
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        target = close[0] if close else None
+    return None if target is None or target not in known else \
+        f"{key}: did you mean {target!r}?"
+
+
+def _caller_stacklevel():
+    """The ``stacklevel`` of the first frame outside rmsopt and scipy.optimize: the line
+    that called ``rmsopt.minimize`` or ``scipy.optimize.minimize``."""
+    import os
+    import sys
+
+    inside = (os.path.dirname(__file__), os.path.join("scipy", "optimize"))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and any(p in frame.f_code.co_filename for p in inside):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _count(name, value):
+    """An iteration count: an integer >= 0, or a float with an integral value (``1e3``,
+    as scipy takes it); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float,
+                                                                      np.floating)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if not float(value).is_integer():
+        raise ValueError(f"Invalid {name} value: {value!r}; it must be a whole number")
+    if value < 0:
+        raise ValueError(f"Invalid {name} value: {value}; it must be >= 0")
+    return int(value)
+
+
 def parse_options(name, options, args):
     """Validate minimize's options: ``(cls, hyperparameter keywords, schedule, loop options)``.
 
@@ -472,12 +579,15 @@ def parse_options(name, options, args):
     cls = METHODS[name]
     hyper_names = [p for p in inspect.signature(cls.__init__).parameters
                    if p not in ("self", "params")]
-    unknown = sorted(set(options) - set(hyper_names) - set(LOOP_OPTIONS) - {"lr"})
+    known = set(hyper_names) | set(LOOP_OPTIONS) | {"lr"}
+    unknown = sorted(set(options) - known)
     if unknown:
         from scipy.optimize import OptimizeWarning
 
-        warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
-                      stacklevel=4)
+        hints = [_did_you_mean(k, known) for k in unknown]
+        warnings.warn(f"Unknown solver options: {', '.join(unknown)}"
+                      + "".join(f"; {h}" for h in hints if h), OptimizeWarning,
+                      stacklevel=_caller_stacklevel())
     args = args if isinstance(args, tuple) else (args,)
     o = dict(options)
     lr = o.pop("lr", None)
@@ -485,11 +595,7 @@ def parse_options(name, options, args):
     tol = o.pop("tol", None)
     gtol = real("gtol", o.pop("gtol", 1e-5 if tol is None else tol), low=0.0)
     ftol = real("ftol", o.pop("ftol", 0.0), low=0.0)
-    maxiter = o.pop("maxiter", None)
-    if maxiter is not None and (isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer))):
-        raise TypeError(f"maxiter must be an integer, got {type(maxiter).__name__} {maxiter!r}")
-    if maxiter is not None and maxiter < 0:
-        raise ValueError(f"Invalid maxiter value: {maxiter}; it must be >= 0")
+    maxiter = _count("maxiter", o.pop("maxiter", None))
     compiled_mode = o.pop("compiled", None)
     if compiled_mode not in (None, True, False):
         raise TypeError(f"compiled must be None, True or False, got {compiled_mode!r}")
@@ -504,11 +610,12 @@ def parse_options(name, options, args):
                 progress=bool(o.pop("progress", False)),
                 return_all=bool(o.pop("return_all", False)),
                 history=bool(o.pop("history", False)) or bool(options.get("return_all", False)),
-                batch_size=batch_size, epochs=epochs, seed=o.pop("seed", None), args=args,
+                batch_size=batch_size, epochs=epochs, seed=o.pop("seed", None),
+                data=o.pop("data", None), args=args,
                 compiled=compiled_mode)
     hyper_kwargs = {k: v for k, v in o.items() if k in hyper_names}
     if schedule is not None:
-        positive("lr", schedule(0))
+        learning_rate(schedule(0))
     else:
         hyper_kwargs["lr"] = lr
     return cls, hyper_kwargs, schedule, loop
@@ -589,9 +696,12 @@ def _worker(name):
     lr : float or callable
         Learning rate, or a schedule ``lr(k)`` of the iteration (see rmsopt.schedules).
     batch_size, epochs, seed : int
-        Mini-batches: every array in ``args`` whose leading axis has the sample count
-        (that of the first such array) is sliced by the same shuffled indices each step,
-        reshuffled every epoch by ``numpy.random.default_rng(seed)``.
+        Mini-batches: the data arguments are sliced by the same shuffled indices each
+        step, reshuffled every epoch by ``numpy.random.default_rng(seed)``.
+    data : tuple of int
+        Positions in ``args`` of the data arguments (arrays sharing a leading axis of
+        samples). By default: every array whose leading axis has the length of the first
+        array's (arrays of another length then warn: name the data instead).
     disp : bool
         Print a convergence report.
     progress : bool
@@ -603,22 +713,41 @@ def _worker(name):
     compiled : bool or None
         Run the iterations in nopython mode (see rmsopt.compiled): None (default) does
         when ``fun`` and ``jac`` (or ``fun`` with ``jac=True``) are Numba ``@njit``
-        functions and there are no mini-batches; True requires it; False never. The
-        result is the same to the bit; the callback and the progress bar then run
-        between compiled chunks (about every 0.1 s), not after every iteration.
+        functions, there are no mini-batches and x has fewer than 32768 elements
+        (``rmsopt._config.COMPILED_LOOP_SIZE``; larger problems are faster in the
+        Python loop); True requires it; False never. The result is the same to the
+        bit; a callback is still called after every iteration, the progress bar
+        between compiled chunks (about every 0.1 s).
     Other options
         The hyperparameters of :class:`rmsopt.{cls.__name__}`:
-{cls.__doc__}"""
+
+{_hyper_doc(cls)}"""
     return worker
 
 
-_minimize_rmsprop = _worker("rmsprop")
-_minimize_sgd = _worker("sgd")
-_minimize_adagrad = _worker("adagrad")
-_minimize_adadelta = _worker("adadelta")
-_minimize_adam = _worker("adam")
-WORKERS = {"rmsprop": _minimize_rmsprop, "sgd": _minimize_sgd, "adagrad": _minimize_adagrad,
-           "adadelta": _minimize_adadelta, "adam": _minimize_adam}
+def _hyper_doc(cls):
+    """The hyperparameters of optimizer class ``cls`` as option docs: the entries of its
+    docstring's Parameters section but ``params`` (or, without one, its keywords and
+    defaults), indented for the worker's docstring; no examples."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    _, found, rest = doc.partition("\nParameters\n----------\n")
+    if not found:
+        sig = inspect.signature(cls.__init__).parameters.values()
+        lines = [f"{p.name} : default {p.default!r}" for p in sig
+                 if p.kind is p.KEYWORD_ONLY]
+    else:
+        lines, keep = [], True
+        for line in rest.splitlines():
+            if line and not line.startswith(" "):
+                if line in ("Examples", "Notes", "References", "See Also", "Returns"):
+                    break
+                keep = not line.startswith("params ")
+            if keep:
+                lines.append(line)
+    return "\n".join(("        " + line) if line else "" for line in lines).rstrip()
+
+
+WORKERS = {name: _worker(name) for name in METHODS}
 
 
 def minimize(fun, x0, args=(), method="rmsprop", jac=None, bounds=None, tol=None, callback=None,
@@ -635,8 +764,8 @@ def minimize(fun, x0, args=(), method="rmsprop", jac=None, bounds=None, tol=None
     args : tuple
         Extra arguments of ``fun`` and ``jac`` (the data, for mini-batches).
     method : str
-        ``"rmsprop"`` (default), ``"sgd"``, ``"adagrad"``, ``"adadelta"`` or ``"adam"``
-        (case-insensitive).
+        ``"rmsprop"`` (default), ``"sgd"``, ``"adagrad"``, ``"adadelta"``, ``"adam"`` or
+        ``"adamw"`` (case-insensitive).
     jac : callable, True, "2-point", "3-point" or None
         Gradient; None means forward differences. Finite-difference calls count in nfev.
     bounds : scipy.optimize.Bounds or sequence of (low, high)

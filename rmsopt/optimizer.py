@@ -19,7 +19,7 @@ from bisect import bisect_right
 import numpy as np
 
 from . import backend as _backend
-from . import checkpoint, hyper, rules
+from . import checkpoint, hyper, rules, schedules
 
 
 def _param_arrays(params):
@@ -129,6 +129,9 @@ class Optimizer:
             arrays, self._single = _backend.cuda_kernels().param_arrays(params)
         else:
             arrays, self._single = _param_arrays(params)
+        self._schedule = options["lr"] if callable(options.get("lr")) else None
+        if self._schedule is not None:  # the rate of the first step stands in for lr
+            options = dict(options, lr=self._schedule(0))
         self._hyper = type(self)._build(**options)
         self._dtype = arrays[0].dtype
         hyper.check_dtype(self._hyper, self._dtype)
@@ -293,14 +296,29 @@ class Optimizer:
             Learning rate for this step only (a schedule), instead of ``hyper["lr"]``.
         """
         grads = self._grad_arrays(grad)
-        lr = self._hyper["lr"] if lr is None else self._step_lr(lr)
+        lr = self.rate(lr)
         self._check_writeable()
         self._update(grads, lr)
 
+    @property
+    def schedule(self):
+        """The learning-rate schedule given as ``lr`` (called with the step count ``t``), or
+        None."""
+        return self._schedule
+
+    def rate(self, lr=None):
+        """The learning rate of the next step: ``lr`` if given (checked), else the schedule's
+        ``schedule(t)`` (checked when used), else ``hyper["lr"]``."""
+        if lr is not None:
+            return self._step_lr(lr)
+        if self._schedule is not None:
+            return self._step_lr(self._schedule(self.t))
+        return self._hyper["lr"]
+
     def _step_lr(self, lr):
         """A learning rate given for one step, checked as the constructor checks ``lr``."""
-        lr = hyper.positive("lr", lr)
-        hyper.representable("lr", lr, self._dtype)
+        lr = hyper.learning_rate(lr)
+        hyper.representable("lr", lr, self._dtype, tiny_ok=True)
         return lr
 
     def _update(self, grads, lr, src=None, dst=None):
@@ -371,8 +389,7 @@ class Optimizer:
             raise ValueError("step_rows needs a parameter array with at least one dimension")
         param = a.reshape(a.shape[0], -1)
         rows, g = _sparse_rows(rows, grad, a, param, self._dtype)
-        lr = self._hyper["lr"] if lr is None else hyper.positive("lr", lr)
-        hyper.representable("lr", lr, self._dtype)
+        lr = self.rate(lr)
         self._check_writeable()
         t = self.t + 1
         gscale = 1.0
@@ -396,6 +413,7 @@ class Optimizer:
         """
         return checkpoint.make(
             optimizer=type(self).__name__, rule=self.rule.name, hyper=self.hyper, t=self.t,
+            schedule=None if self._schedule is None else schedules.to_spec(self._schedule),
             dtype=self._dtype.name, shapes=[list(a.shape) for a in self._arrays],
             params=[_backend.to_host(self._backend, a) for a in self._arrays],
             state={k: _backend.to_host(self._backend, v) for k, v in self.state.items()})
@@ -411,6 +429,9 @@ class Optimizer:
                                 shapes=[list(a.shape) for a in self._arrays],
                                 hyper_keys=set(self._hyper))
         options = type(self)._build(**d["hyper"])
+        schedule = None if d.get("schedule") is None else schedules.from_spec(d["schedule"])
+        if schedule is not None:
+            hyper.learning_rate(schedule(d["t"]))
         probe = self.rule.active(self.rule.flags(options))
         expected = {n for n, used in zip(self.rule.slots, probe) if used}
         if set(d["state"]) != expected:
@@ -423,7 +444,7 @@ class Optimizer:
         hyper.check_dtype(options, self._dtype)
         self._check_writeable()
         # everything checked: apply (nothing below can fail)
-        self._hyper = options
+        self._hyper, self._schedule = options, schedule
         self._configure()
         self._set_state([_backend.from_host(self._backend,
                                             np.asarray(d["state"][name], dtype=self._dtype))
@@ -462,8 +483,9 @@ class RMSprop(Optimizer):
     ----------
     params : ndarray or list of ndarray
         Writable, C-contiguous float32/float64 arrays, updated in place.
-    lr : float, default 1e-3 (or the convention's)
-        Learning rate :math:`\eta`.
+    lr : float or callable, default 1e-3 (or the convention's)
+        Learning rate :math:`\eta` (0 is a valid step), or a schedule ``lr(t)`` of the
+        steps taken so far (:mod:`rmsopt.schedules`; saved in checkpoints).
     rho : float, default 0.9 (or the convention's)
         Decay of the mean square, in [0, 1). Aliases: ``alpha`` (PyTorch),
         ``decay`` (optax, TF1).
@@ -581,8 +603,8 @@ class AdaDelta(Optimizer):
 class Adam(Optimizer):
     r"""Adam, AMSGrad and (with ``decoupled_weight_decay``) AdamW, as PyTorch computes them.
 
-    Defaults ``lr=1e-3``, ``beta1=0.9``, ``beta2=0.999``, ``eps=1e-8``. See
-    :func:`rmsopt.rules.adam` for the math.
+    Defaults ``lr=1e-3``, ``beta1=0.9``, ``beta2=0.999``, ``eps=1e-8``; PyTorch's
+    ``betas=(beta1, beta2)`` is accepted too. See :func:`rmsopt.rules.adam` for the math.
     """
 
     rule = hyper.RULES["adam"]
@@ -590,7 +612,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, amsgrad=False,
                  weight_decay=0.0, decoupled_weight_decay=False, maximize=False, clip_value=None,
-                 clip_norm=None, backend="auto"):
+                 clip_norm=None, backend="auto", betas=None):
         super().__init__(params, _options(locals()), backend)
 
 
@@ -599,7 +621,7 @@ class AdamW(Adam):
 
     def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, amsgrad=False,
                  weight_decay=1e-2, decoupled_weight_decay=True, maximize=False, clip_value=None,
-                 clip_norm=None, backend="auto"):
+                 clip_norm=None, backend="auto", betas=None):
         super().__init__(params, **_options(locals()), backend=backend)
 
 

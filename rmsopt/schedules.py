@@ -11,7 +11,7 @@ Any callable ``lr(k) -> float`` works as minimize's ``lr`` option (and as the
 
 import math
 
-from .hyper import positive, real
+from .hyper import learning_rate, positive, real
 
 
 class Schedule:
@@ -26,7 +26,7 @@ class constant(Schedule):
     """:math:`\\eta_k = \\eta_0`."""
 
     def __init__(self, lr):
-        self.lr = positive("lr", lr)
+        self.lr = learning_rate(lr)
 
     def __call__(self, k):
         return self.lr
@@ -36,7 +36,7 @@ class exponential(Schedule):
     """:math:`\\eta_k = \\eta_0 \\gamma^k`."""
 
     def __init__(self, lr, gamma):
-        self.lr = positive("lr", lr)
+        self.lr = learning_rate(lr)
         self.gamma = real("gamma", gamma, low=0.0, high=1.0, low_open=True)
 
     def __call__(self, k):
@@ -47,7 +47,7 @@ class step(Schedule):
     """:math:`\\eta_k = \\eta_0 \\gamma^{\\lfloor k / s \\rfloor}` (``s = step_size``)."""
 
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr = positive("lr", lr)
+        self.lr = learning_rate(lr)
         self.step_size = int(positive("step_size", step_size))
         self.gamma = real("gamma", gamma, low=0.0, high=1.0, low_open=True)
 
@@ -62,7 +62,7 @@ class cosine(Schedule):
     """
 
     def __init__(self, lr, period, lr_min=0.0):
-        self.lr = positive("lr", lr)
+        self.lr = learning_rate(lr)
         self.period = int(positive("period", period))
         self.lr_min = real("lr_min", lr_min, low=0.0, high=self.lr)
 
@@ -86,3 +86,29 @@ class warmup(Schedule):
         if k < self.steps:
             return self.schedule(0) * (k + 1) / self.steps
         return self.schedule(k - self.steps)
+
+
+KINDS = {c.__name__: c for c in (constant, exponential, step, cosine, warmup)}
+
+
+def to_spec(schedule):
+    """A schedule of this module as JSON-ready data ``{"name": ..., "params": {...}}``, for
+    checkpoints; a TypeError for any other callable (it cannot be saved faithfully)."""
+    if not isinstance(schedule, Schedule) or type(schedule) not in KINDS.values():
+        raise TypeError(f"the lr schedule {schedule!r} is not one of rmsopt.schedules "
+                        f"({', '.join(KINDS)}), so a checkpoint cannot record it; use one of "
+                        "those, or pass lr=... for each step instead")
+    params = {k: to_spec(v) if isinstance(v, Schedule) else v for k, v in vars(schedule).items()}
+    return {"name": type(schedule).__name__, "params": params}
+
+
+def from_spec(spec):
+    """The schedule that :func:`to_spec` described, validated as its constructor validates."""
+    if not isinstance(spec, dict) or set(spec) != {"name", "params"} \
+            or spec["name"] not in KINDS or not isinstance(spec["params"], dict):
+        raise ValueError(f"invalid lr schedule in checkpoint: {spec!r}")
+    params = {k: from_spec(v) if isinstance(v, dict) else v for k, v in spec["params"].items()}
+    try:
+        return KINDS[spec["name"]](**params)
+    except TypeError as e:
+        raise ValueError(f"invalid lr schedule in checkpoint: {spec!r} ({e})") from None

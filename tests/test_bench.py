@@ -46,3 +46,13 @@ def test_threads_and_arrays_tables():
     many, one = bench.arrays_table(count=5, each=100, repeats=2, out=lines.append)
     assert many > 0 and one > 0
     assert "5 arrays of 1e+02 vs one of 5e+02" in lines[-1]
+
+
+def test_the_floor_is_serial_where_rmsopt_is():
+    """A threaded floor at 1e3 elements timed the threads' wake-up (ratios of 0.02x)."""
+    from rmsopt import _config, bench
+
+    x, g, a = np.ones(10), np.ones(10), np.zeros(10)
+    bench.floor_step(x, g, [a])
+    assert bench._serial_floors[0].signatures and x.size < _config.PARALLEL_THRESHOLD
+    np.testing.assert_array_equal(x, 2.0)

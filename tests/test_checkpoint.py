@@ -181,3 +181,42 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         opt.save(path)
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["c.npz"]
+
+
+def test_a_schedule_as_lr_steps_with_t_and_resumes_bit_identically(tmp_path):
+    """optax's habit: a schedule as the optimizer's lr, called with the step count."""
+    from rmsopt import schedules as S
+
+    sched = S.warmup(S.cosine(1e-2, 50), 5)
+    a, b = np.linspace(-1, 1, 8), np.linspace(-1, 1, 8)
+    by_hand = rmsopt.RMSprop(b, lr=1.0)
+    opt = rmsopt.RMSprop(a, lr=sched)
+    for t in range(40):
+        opt.step(np.cos(3 * a))
+        by_hand.step(np.cos(3 * b), lr=sched(t))
+    assert a.tobytes() == b.tobytes() and opt.schedule is sched
+
+    x = np.linspace(-1, 1, 8)
+    first = rmsopt.RMSprop(x, lr=sched)
+    for _ in range(15):
+        first.step(np.cos(3 * x))
+    first.save(tmp_path / "s.npz")
+    y = np.zeros(8)
+    resumed = rmsopt.RMSprop(y)  # no schedule: the checkpoint brings it
+    resumed.load(tmp_path / "s.npz")
+    assert repr(resumed.schedule) == repr(sched) and resumed.t == 15
+    for _ in range(25):
+        first.step(np.cos(3 * x))
+        resumed.step(np.cos(3 * y))
+    assert x.tobytes() == y.tobytes()
+
+    d = first.state_dict()
+    d["schedule"] = {"name": "cosine", "params": {"lr": 1e-2, "period": -3}}
+    with pytest.raises(ValueError, match="Invalid period"):
+        rmsopt.RMSprop(np.zeros(8)).load_state_dict(d)
+    d["schedule"] = {"name": "os.system", "params": {}}
+    with pytest.raises(ValueError, match="invalid lr schedule in checkpoint"):
+        rmsopt.RMSprop(np.zeros(8)).load_state_dict(d)
+    with pytest.raises(TypeError, match="not one of rmsopt.schedules"):
+        rmsopt.RMSprop(np.zeros(8), lr=lambda t: 0.1).save(tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()

@@ -226,3 +226,36 @@ def test_ctrl_c_interrupts_a_compiled_run():
     status, nit = out.split()
     assert status == "4", err
     assert int(nit) > 0
+
+
+@pytest.mark.parametrize("schedule", [
+    rmsopt.schedules.cosine(1e-2, 100),  # reaches 0 at the last iteration
+    rmsopt.schedules.warmup(rmsopt.schedules.exponential(1e-2, 0.5), 10),  # underflows
+    lambda k: 1e-3 if k < 100 else -1.0,  # invalid only where no step is taken
+])
+def test_schedules_agree_to_the_last_iteration(schedule):
+    """The compiled loop asks the schedule for the rates of the steps it takes, as the
+    Python loop does: none at k = maxiter (it used to ask, and raise, there)."""
+    a, b = both_loops(rosen, np.array([-1.5, 2.0]), jac=rosen_der,
+                      options=dict(lr=schedule, maxiter=100, gtol=0.0, return_all=True))
+    same_results(a, b)
+    assert a.status == 1 and a.nit == 100
+
+
+def test_a_callback_stops_both_loops_at_the_same_iterate():
+    """Called after every iteration in both loops (it used to run once per compiled chunk)."""
+    def run(compiled_mode):
+        calls = []
+
+        def cb(intermediate_result):
+            calls.append(intermediate_result.nit)
+            if intermediate_result.fun < 0.1:
+                raise StopIteration
+
+        res = rmsopt.minimize(rosen, np.array([-1.5, 2.0]), jac=rosen_der, callback=cb,
+                              options=dict(lr=1e-3, maxiter=20000, compiled=compiled_mode))
+        return res, calls
+
+    (a, calls_a), (b, calls_b) = run(True), run(False)
+    assert a.status == b.status == 99 and a.nit == b.nit and a.x.tobytes() == b.x.tobytes()
+    assert calls_a == calls_b == list(range(1, a.nit + 1))

@@ -10,7 +10,7 @@ R = rmsopt.RMSprop
 
 # (class, kwargs, exception, message regex)
 HYPER_ERRORS = [
-    (R, dict(lr=0.0), ValueError, r"Invalid lr value: 0\.0"),
+    (R, dict(lr=-1.0), ValueError, r"Invalid lr value: -1\.0"),
     (R, dict(lr=-1e-3), ValueError, "Invalid lr"),
     (R, dict(lr=float("nan")), ValueError, "Invalid lr"),
     (R, dict(lr=float("inf")), ValueError, "Invalid lr"),
@@ -198,13 +198,35 @@ def test_gradient_sharing_memory_with_another_parameter_or_the_state():
 def test_invalid_step_lr_touches_nothing(dtype):
     x = np.ones(3, dtype)
     opt = R(x)
-    bad_values = [(0.0, ValueError), ("1", TypeError), (float("nan"), ValueError)]
-    if dtype == np.float32:  # the constructor's rule: an lr that rounds to 0 is refused
-        bad_values.append((1e-50, ValueError))
+    bad_values = [(-1e-3, ValueError), ("1", TypeError), (float("nan"), ValueError),
+                  (float("inf"), ValueError), (np.array([0.1]), TypeError)]
+    if dtype == np.float32:  # not representable: inf in the dtype
+        bad_values.append((1e39, ValueError))
     for bad, exc in bad_values:
         with pytest.raises(exc, match="lr"):
             opt.step(np.ones(3, dtype), lr=bad)
     assert opt.t == 0 and (x == 1).all() and (opt.state["nu"] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_zero_step_size_is_valid(dtype):
+    """lr=0 (and a schedule's rate that decays into 0 in the dtype) is a step that moves
+    nothing but is counted, with the state updated; torch's lr tensor as a 0-d array."""
+    x = np.ones(3, dtype)
+    opt = R(x, lr=0.0)
+    opt.step(np.ones(3, dtype))
+    opt.step(np.ones(3, dtype), lr=1e-50)
+    opt.step(np.ones(3, dtype), lr=np.array(0.0))
+    assert opt.t == 3 and (x == 1).all() and (opt.state["nu"] > 0).all()
+    R(np.ones(3, dtype), lr=np.array(1e-2)).step(np.ones(3, dtype))
+
+
+def test_hyperparameters_must_be_representable_in_float32():
+    for kwargs in (dict(lr=1e39), dict(lr=1e-3, clip_value=1e39), dict(eps=1e39)):
+        name = next(k for k in kwargs if kwargs[k] == 1e39)
+        with pytest.raises(ValueError, match=f"{name}=1e\\+39 overflows to inf in float32"):
+            R(np.ones(3, np.float32), **kwargs)
+    R(np.ones(3), lr=1e39)  # fine in float64
 
 
 def _set_state_list(d):

@@ -43,7 +43,7 @@ def test_quick_demo_prints_every_table_and_writes_every_figure(tmp_path):
     out = io.StringIO()
     demo = rmsopt.demo.run(out=tmp_path, quick=True, stream=out)
     text = out.getvalue()
-    for title in ("1. rosenbrock", "1. ravine", "2. quadratic", "3. linear regression",
+    for title in ("1a. rosenbrock", "1b. ravine", "2. quadratic", "3. linear regression",
                   "4. digits", "5. matrix factorisation", "6. sensitivity"):
         assert title in text
     for method in rmsopt.demo.METHODS:
@@ -90,3 +90,14 @@ def test_unknown_scenario_is_an_error(tmp_path):
 def test_step_rows_benchmark_returns_two_positive_times():
     dense, rows = rmsopt.demo.step_rows_benchmark(1000, 4, 64, repeats=2)
     assert dense > 0 and rows > 0
+
+
+def test_demo_only_is_case_insensitive_and_an_unknown_name_is_a_usage_error():
+    from rmsopt.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--only", "2D,digitz"])
+    assert e.value.code == 2  # argparse's usage error, not a traceback
+    from rmsopt.__main__ import scenario_names
+
+    assert scenario_names(" 2D, LinReg ") == ["2d", "linreg"]

@@ -11,7 +11,7 @@ import rmsopt
 from rmsopt import schedules
 
 METHODS = list(rmsopt.METHODS)
-LR = {"rmsprop": 1e-2, "sgd": 1e-3, "adagrad": 0.5, "adadelta": 1.0, "adam": 1e-2}
+LR = {"rmsprop": 1e-2, "sgd": 1e-3, "adagrad": 0.5, "adadelta": 1.0, "adam": 1e-2, "adamw": 1e-2}
 
 
 def quad(x, a=None):
@@ -142,6 +142,9 @@ def test_show_options(method):
     assert "maxiter" in text and "gtol" in text and "lr" in text
     assert rmsopt.METHODS[method].__name__ in text
     assert method in rmsopt.show_options(disp=False)
+    # options only: not the class's own parameter `params` or its examples
+    assert "params :" not in text and ">>>" not in text and "Examples" not in text
+    assert "lr : " in text or "lr : default" in text
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -223,8 +226,10 @@ def test_compiled_loop_clips_huge_gradients_with_the_same_bits():
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-def test_schedule_lr_that_rounds_to_zero_in_float32(compiled):
-    """The compiled loop refuses what Optimizer.step(lr=...) refuses."""
+def test_schedules_that_reach_zero_run_on(compiled):
+    """README's warmup(cosine(...)) ends at 0, exponential(...) underflows to 0 in float32:
+    both loops run on to maxiter (a step of 0 is valid); an rate that overflows float32
+    is refused in both."""
     numba = pytest.importorskip("numba")
 
     @numba.njit
@@ -235,9 +240,15 @@ def test_schedule_lr_that_rounds_to_zero_in_float32(compiled):
     def jac(x):
         return 2 * x
 
-    options = dict(lr=lambda k: 1e-2 if k < 2 else 1e-50, maxiter=5, gtol=0.0, compiled=compiled)
-    with pytest.raises(ValueError, match="lr=1e-50 rounds to 0 in float32"):
-        rmsopt.minimize(fun, X0.astype(np.float32), jac=jac, options=options)
+    x0 = X0.astype(np.float32)
+    for lr in (schedules.warmup(schedules.cosine(1e-2, 50), 10), schedules.exponential(1e-2, 0.1),
+               lambda k: 1e-2 if k < 2 else 1e-50):
+        res = rmsopt.minimize(fun, x0, jac=jac,
+                              options=dict(lr=lr, maxiter=100, gtol=0.0, compiled=compiled))
+        assert res.status == 1 and res.nit == 100 and np.isfinite(res.x).all()
+    options = dict(lr=lambda k: 1e-2 if k < 2 else 1e39, maxiter=5, gtol=0.0, compiled=compiled)
+    with pytest.raises(ValueError, match="lr=1e\\+39 overflows to inf in float32"):
+        rmsopt.minimize(fun, x0, jac=jac, options=options)
 
 
 def test_converges_with_gtol_and_ftol():
@@ -278,6 +289,23 @@ def test_return_all_and_history():
     np.testing.assert_array_equal(res.allvecs[-1], res.x)
     assert res.history["fun"].shape == (11,) and res.history["fun"][0] == quad(X0)
     assert (np.diff(res.history["time"]) >= 0).all()
+
+
+def test_history_time_starts_after_set_up():
+    """Time 0 is the first record (after the first evaluation): a slow first evaluation
+    (an objective's set-up) is not in the plotted times."""
+    calls = []
+
+    def f(x):
+        if not calls:
+            import time
+
+            time.sleep(0.2)
+        calls.append(1)
+        return quad(x)
+
+    res = rmsopt.minimize(f, X0, jac=quad_grad, options=dict(maxiter=5, history=True))
+    assert res.history["time"][0] < 0.01 and res.history["time"][-1] < 0.15
 
 
 def test_disp_prints_a_report(capsys):
@@ -391,7 +419,12 @@ BAD_CALLS = [
     (dict(fun=lambda x: quad(x), jac=True), TypeError, "with jac=True, fun must return a tuple"),
     (dict(method="bfgs"), ValueError, "Unknown solver 'bfgs'"),
     (dict(options=dict(maxiter=-1)), ValueError, "Invalid maxiter value: -1"),
-    (dict(options=dict(maxiter=1.5)), TypeError, "maxiter must be an integer"),
+    (dict(options=dict(maxiter=1.5)), ValueError, "Invalid maxiter value: 1.5; it must be a whole"),
+    (dict(options=dict(maxiter="10")), TypeError, "maxiter must be an integer"),
+    (dict(bounds=[(np.nan, 1), (0, 1), (0, 1)]), ValueError, "bounds contain NaN"),
+    (dict(bounds=so.Bounds(np.zeros(2), np.ones(2))), ValueError, r"bounds have shapes \(2,\)"),
+    (dict(options=dict(betas=(0.9,)), method="adam"), TypeError, "betas must be a pair"),
+    (dict(options=dict(betas=(0.9, 0.99), beta1=0.9), method="adam"), ValueError, "not both"),
     (dict(options=dict(lr=-1.0)), ValueError, "Invalid lr"),
     (dict(options=dict(rho="x")), TypeError, "rho must be a real number"),
     (dict(options=dict(batch_size=0)), ValueError, "Invalid batch_size"),
@@ -428,3 +461,89 @@ def test_progress_bar_shows_f_and_gradient_norm(capsys):
     assert "200/200" in err and "gnorm=" in err and "f=" in err
     ref = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=200, gtol=0))
     np.testing.assert_array_equal(res.x, ref.x)
+
+
+def test_maxiter_takes_integral_floats_as_scipy():
+    a = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=1e2, gtol=0))
+    b = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=100, gtol=0))
+    assert a.nit == b.nit == 100 and a.x.tobytes() == b.x.tobytes()
+
+
+def test_maxiter_before_the_epochs_end_says_maxiter():
+    X, y = regression()
+    res = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=mse_grad,
+                          options=dict(lr=0.01, batch_size=64, epochs=10, maxiter=50, seed=0))
+    assert res.status == 1 and not res.success and res.steps == 50 and res.epochs < 10
+    assert "Maximum number of iterations" in res.message
+    done = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=mse_grad,
+                           options=dict(lr=0.01, batch_size=64, epochs=2, maxiter=5000, seed=0))
+    assert done.status == 5 and done.success and done.epochs == 2
+
+
+def test_disp_warns_on_an_unsuccessful_stop(capsys):
+    with pytest.warns(OptimizeWarning, match="Maximum number of iterations") as record:
+        rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=3, disp=True))
+    assert record[0].filename == __file__  # the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OptimizeWarning)  # a success does not warn
+        rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=3, disp=True, gtol=1e9))
+
+
+@pytest.mark.parametrize("via_scipy", [False, True])
+def test_unknown_options_warn_at_the_callers_line_with_a_hint(via_scipy):
+    options = dict(maxiter=1, learning_rate=0.1, max_iter=3, momentun=0.9, bogus=1)
+    with pytest.warns(OptimizeWarning) as record:
+        if via_scipy:
+            so.minimize(quad, X0, jac=quad_grad, method=rmsopt.methods.rmsprop, options=options)
+        else:
+            rmsopt.minimize(quad, X0, jac=quad_grad, options=options)
+    w = record[0]
+    assert w.filename == __file__
+    text = str(w.message)
+    assert "Unknown solver options: bogus, learning_rate, max_iter, momentun" in text
+    for hint in ("learning_rate: did you mean 'lr'", "max_iter: did you mean 'maxiter'",
+                 "momentun: did you mean 'momentum'"):
+        assert hint in text
+    assert "bogus:" not in text
+
+
+def test_torch_spellings():
+    """method="adamw", Adam(betas=...), a 0-d array lr (torch's tensor lr)."""
+    a = rmsopt.minimize(quad, X0, method="adamw", jac=quad_grad,
+                        options=dict(lr=np.array(1e-2), betas=(0.8, 0.99), maxiter=20))
+    w = X0.copy()
+    opt = rmsopt.AdamW(w, lr=1e-2, beta1=0.8, beta2=0.99)
+    for _ in range(20):
+        opt.step(quad_grad(w))
+    assert a.x.tobytes() == w.tobytes()
+    assert rmsopt.Adam(X0.copy(), betas=[0.8, 0.99]).hyper["beta2"] == 0.99
+    assert rmsopt.methods.adamw.__name__ == "_minimize_adamw"
+
+
+def test_which_args_are_data_is_explicit_or_warned():
+    """args=(mu, X, y) with mu of shape (2,): the first array used to set the sample count
+    silently (2 samples: nothing batched, 2 steps, success)."""
+    X, y = regression()
+    mu = np.array([0.5, 0.5])
+
+    def f(w, mu, X, y):
+        return mse(w, X, y) + 0.5 * float(mu @ w)
+
+    def g(w, mu, X, y):
+        return mse_grad(w, X, y) + 0.5 * mu
+
+    opts = dict(lr=0.01, batch_size=64, epochs=2, seed=0)
+    with pytest.warns(OptimizeWarning, match=r"args\[0\] sets the sample count 2, so args\[1\] "
+                      r"\(shape \(2000, 2\)\), args\[2\] \(shape \(2000,\)\) are not batched"):
+        with pytest.raises(ValueError, match=r"batch_size=64 exceeds the 2 samples of args\[0\]"):
+            rmsopt.minimize(f, np.zeros(2), args=(mu, X, y), jac=g, options=opts)
+    res = rmsopt.minimize(f, np.zeros(2), args=(mu, X, y), jac=g, options=dict(opts, data=(1, 2)))
+    assert res.status == 5 and res.steps == 2 * 32
+    ref = rmsopt.minimize(lambda w, X, y, mu: f(w, mu, X, y), np.zeros(2), args=(X, y, mu),
+                          jac=lambda w, X, y, mu: g(w, mu, X, y), options=opts)
+    assert res.x.tobytes() == ref.x.tobytes()
+    with pytest.raises(ValueError, match=r"disagree on the sample count: args\[0\] has 2, "
+                                         r"args\[1\] has 2000"):
+        rmsopt.minimize(f, np.zeros(2), args=(mu, X, y), jac=g, options=dict(opts, data=(0, 1)))
+    with pytest.raises(ValueError, match=r"data names args\[5\]"):
+        rmsopt.minimize(f, np.zeros(2), args=(mu, X, y), jac=g, options=dict(opts, data=(5,)))
