@@ -148,3 +148,21 @@ def test_no_writable_cache_directory_means_compiling_every_time(monkeypatch):
     twice = cache.cached(njit(lambda a: 2 * a))
     assert isinstance(twice._cache, NullCache)
     assert twice(21) == 42
+
+
+def test_a_damaged_cache_entry_is_recompiled_and_rewritten(tmp_path):
+    """A half-written data file or a zeroed index used to break every later process."""
+    first = run(tmp_path)
+    folder = tmp_path / "numba-cache"
+    indexes, datas = list(folder.rglob("*.nbi")), list(folder.rglob("*.nbc"))
+    assert indexes and datas
+    for path in indexes[::2]:
+        path.write_bytes(b"\0" * path.stat().st_size)  # zeroed index
+    for path in datas[1::2]:
+        path.write_bytes(path.read_bytes()[:40])  # truncated data
+    damaged = run(tmp_path)
+    assert damaged["bits"] == first["bits"]
+    healed = run(tmp_path)  # rewritten: every kernel loads again
+    assert healed["bits"] == first["bits"]
+    for name in ("parallel", "serial"):
+        assert healed["stats"][name] == [1, 0], name

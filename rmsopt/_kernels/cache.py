@@ -25,8 +25,10 @@ the kernel's source, or a user cache directory when that is read-only).
 
 import functools
 import hashlib
+import os
 import pathlib
 import sys
+import warnings
 
 import llvmlite
 import numba
@@ -85,15 +87,35 @@ class KernelCache(FunctionCache):
         if not self._enabled:
             return None
         file, key = self._file(sig, target_context.codegen())
-        data = file.load(key)  # the full key is checked too, not only the file name
-        return None if data is None else self._impl.rebuild(target_context, data)
+        try:
+            data = file.load(key)  # the full key is checked too, not only the file name
+            return None if data is None else self._impl.rebuild(target_context, data)
+        except Exception as e:  # a damaged entry (truncated, zeroed, garbage): recompile
+            _discard(file, e)
+            return None
 
     def _save_overload(self, sig, data):
         if not self._enabled or not self._impl.check_cachable(data):
             return
         self._impl.locator.ensure_cache_path()
         file, key = self._file(sig, data.codegen)
-        file.save(key, self._impl.reduce(data))
+        try:
+            file.save(key, self._impl.reduce(data))  # reads the index first
+        except Exception as e:
+            _discard(file, e)
+            file.save(key, self._impl.reduce(data))
+
+
+def _discard(file, error):
+    """Remove a damaged entry's index, so that the entry is compiled and written afresh
+    (Numba writes index and data through a temporary file and a rename), with a warning."""
+    path = file._index_path
+    warnings.warn(f"rmsopt: damaged kernel cache entry {path} ({type(error).__name__}: "
+                  f"{error}); compiling it again", RuntimeWarning, stacklevel=2)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def cached(dispatcher, variant=()):
