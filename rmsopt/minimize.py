@@ -211,21 +211,13 @@ def wrap_callback(callback, copy=np.copy):
 
 
 class HostArrays:
-    """The loop's array operations on NumPy arrays (``DeviceArrays`` on CUDA)."""
+    """The array operations ``_run`` needs on NumPy arrays (``DeviceArrays`` on CUDA)."""
 
     copy = np.ndarray.copy  # np.copy costs three times as much per call
 
     @staticmethod
-    def assign(dst, src):
-        np.copyto(dst, src)
-
-    @staticmethod
     def clip(x, bounds):
         np.clip(x, bounds[0], bounds[1], out=x)
-
-    @staticmethod
-    def grad_norm(x, g, bounds):
-        return _grad_norm(x, g, bounds)
 
 
 _NO_BOUNDS = {np.dtype(np.float32): np.empty(0, np.float32),
@@ -282,7 +274,7 @@ class TwoBuffers:
         src = self.targets[x is self.pair[1]]
         self.opt._update([g], rate, src, self.targets[y is self.pair[1]])
         if bounds is not None:
-            np.clip(y, bounds[0], bounds[1], out=y)
+            HostArrays.clip(y, bounds)
         return y
 
     @staticmethod
@@ -296,8 +288,6 @@ class TwoBuffers:
 
     def hold(self, a):
         """``a``'s values where no step writes: a copy in the third buffer."""
-        if a is self.spare:
-            return a
         if self.spare is None:
             self.spare = np.empty_like(a)
         np.copyto(self.spare, a)
@@ -338,23 +328,23 @@ class InPlace:
             self.arrays.clip(x, bounds)
         return x
 
-    def keep(self, x):
-        if self.saved is None:
-            self.saved = self.copy(x)
+    def _copy_into(self, name, a):
+        """``a`` copied into the buffer ``name`` (allocated by the first copy)."""
+        if getattr(self, name) is None:
+            setattr(self, name, self.copy(a))
         else:
-            self.arrays.assign(self.saved, x)
-        return self.saved
+            self.arrays.assign(getattr(self, name), a)
+        return getattr(self, name)
+
+    def keep(self, x):
+        return self._copy_into("saved", x)
 
     @staticmethod
     def overwrites(a, x):
         return a is x
 
     def hold(self, a):
-        if self.best is None:
-            self.best = self.copy(a)
-        else:
-            self.arrays.assign(self.best, a)
-        return self.best
+        return self._copy_into("best", a)
 
     def restore(self, x, saved):
         self.arrays.assign(x, saved)
@@ -417,8 +407,9 @@ def result(x, f, g, nit, nfev, njev, status, *, per_epoch=None, allvecs=None, tr
     if allvecs is not None:
         res.allvecs = allvecs
     if trace is not None:
+        t = np.array(trace[2])
         res.history = dict(fun=np.array(trace[0]), grad_norm=np.array(trace[1]),
-                           time=np.array(trace[2]))
+                           time=t - t[0] if t.size else t)  # from the first record
     if disp:
         print(("" if res.success else "Warning: ") + res.message)
         if not res.success:  # as scipy's methods do with disp (scipy gh-1953)
@@ -464,7 +455,6 @@ def _loop(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, ret
     lr0 = opt.hyper["lr"]
     try:
         f, g, gnorm = steps.evaluate(objective, x, bounds)
-        t0 = time.perf_counter()  # history's time 0: the first record, after set-up
         if not (math.isfinite(f) and math.isfinite(gnorm)):
             status = NONFINITE
         elif compiled_loop is not None:

@@ -615,8 +615,8 @@ def _elementwise_grid(n):
 class DeviceArrays:
     """The array operations of :func:`rmsopt.minimize`'s loop on 1-D device arrays.
 
-    The host version (NumPy) is :class:`rmsopt.minimize.HostArrays`; results
-    are the same (max and clip are exact operations).
+    The host loop (:class:`rmsopt.minimize.TwoBuffers`) does the same on NumPy
+    arrays; results are the same (max and clip are exact operations).
     """
 
     @staticmethod
