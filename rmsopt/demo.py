@@ -164,11 +164,15 @@ def two_d(demo):
         if demo.plots:
             from . import plot
 
-            fig, axes = plot._axes(None, ncols=2, size=(5.6, 4.8))
+            fig, axes = plot._axes(None, ncols=3, size=(5.2, 4.8))
             for ax, names, title in ((axes[0], GD_FAMILY, "SGD, AdaGrad, AdaDelta"),
                                      (axes[1], RMS_FAMILY, "RMSprop and Adam")):
                 plot.trajectories(fun, _split(results, names), minimum=minimum, ax=ax,
                                   title=title, **window)
+            # the RMSprop paths end on top of each other: their distances do not
+            plot.distances(_split(results, RMS_FAMILY), minimum, ax=axes[2],
+                           mark_every=window["mark_every"],
+                           title=f"RMSprop and Adam: distance to {minimum}")
             fig.suptitle(f"{name.capitalize()}: {maxiter} iterations from {x0}")
             demo.figure(f"2d_{name}_paths", fig)
     if demo.plots:
@@ -261,7 +265,7 @@ def linear_regression(demo):
     if demo.plots:
         from . import plot
 
-        fig, axes = plot._axes(None, ncols=2, size=(5.4, 4.4))
+        fig, axes = plot._axes(None, ncols=3, size=(5.0, 4.4))
         ax = axes[0]
         ax.plot(X[:, 1], y, ".", color="0.7", markersize=3, label="data")
         grid = np.linspace(0, 2, 2)
@@ -280,6 +284,7 @@ def linear_regression(demo):
         plot.trajectories(excess, results, xlim=(-0.5, 5.5), ylim=(-0.5, 4.5),
                           minimum=w_star, ax=axes[1], title="Paths of (intercept, slope)")
         axes[1].set(xlabel="intercept $w_0$", ylabel="slope $w_1$")
+        plot.distances(results, w_star, ax=axes[2], title="Distance to the closed form $w^*$")
         demo.figure("linreg", fig)
     return results
 

@@ -12,6 +12,7 @@ Runs are given as a ``{label: OptimizeResult}`` dict from :func:`rmsopt.minimize
 ...         for m in ("sgd", "rmsprop")}
 >>> fig = rmsopt.plot.convergence(runs)
 >>> fig = rmsopt.plot.trajectories(rosenbrock, runs, xlim=(-2, 2), ylim=(-1, 3), minimum=(1, 1))
+>>> fig = rmsopt.plot.distances(runs, minimum=(1, 1))
 >>> fig.savefig("rosenbrock.png")  # doctest: +SKIP
 """
 
@@ -141,11 +142,7 @@ def trajectories(fun, results, *, xlim, ylim, minimum=None, levels=18, mark_ever
                linewidths=0.7)
     n = len(results)
     for i, (label, res) in enumerate(results.items()):
-        path = getattr(res, "allvecs", None) if not isinstance(res, dict) else res.get("allvecs")
-        if path is None:
-            raise ValueError(f"run {label!r} has no allvecs: minimize with "
-                             'options={"return_all": True}')
-        path = np.asarray(path)
+        path = np.asarray(_allvecs(label, res))
         style = _style(i)
         # earlier paths drawn wider, so that paths lying on top of each other stay visible
         ax.plot(path[:, 0], path[:, 1], label=label, linewidth=1.2 + 2.4 * (n - 1 - i) / max(n, 2),
@@ -168,6 +165,46 @@ def trajectories(fun, results, *, xlim, ylim, minimum=None, levels=18, mark_ever
         ax.set_title(title)
     ax.legend(fontsize="small", loc="best")
     return fig
+
+
+def distances(results, minimum, *, mark_every=None, ax=None, title=None):
+    r"""Distance to the minimum per iteration, :math:`\lVert x_k - x^* \rVert_2`, log-scaled.
+
+    Paths that lie on top of each other in :func:`trajectories` separate here: a run that
+    reaches :math:`10^{-16}` and one that stalls at :math:`10^{-3}` look alike on a contour
+    plot and are orders of magnitude apart on this one.
+
+    Parameters
+    ----------
+    results : dict of str -> OptimizeResult
+        Runs with ``allvecs`` (``options={"return_all": True}``).
+    minimum : array_like
+        The minimiser :math:`x^*`.
+    mark_every : int, optional
+        Put a dot on each line every this many iterations (as on the paths).
+    """
+    minimum = np.asarray(minimum, dtype=float)
+    series = {}
+    for label, res in results.items():
+        path = np.asarray(_allvecs(label, res), dtype=float)
+        series[label] = (np.arange(len(path)), np.linalg.norm(path - minimum, axis=1))
+    fig = curves(series, xlabel="iteration", ylabel="distance to the minimum $|x - x^*|$",
+                 ax=ax, title=title)
+    if mark_every:
+        ax = fig.axes[0] if ax is None else np.atleast_1d(ax)[0]
+        for i, (k, d) in enumerate(series.values()):
+            keep = slice(mark_every, None, mark_every)
+            ax.plot(k[keep], d[keep], "o", color=_style(i)["color"], markersize=3.5,
+                    markeredgecolor="white", markeredgewidth=0.5)
+    return fig
+
+
+def _allvecs(label, res):
+    path = getattr(res, "allvecs", None) if not isinstance(res, dict) else res.get("allvecs")
+    if path is None:
+        raise ValueError(f"run {label!r} has no allvecs: minimize with "
+                         'options={"return_all": True}')
+    return path
 
 
 def _first(results):

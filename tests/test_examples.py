@@ -101,3 +101,23 @@ def test_demo_only_is_case_insensitive_and_an_unknown_name_is_a_usage_error():
     from rmsopt.__main__ import scenario_names
 
     assert scenario_names(" 2D, LinReg ") == ["2d", "linreg"]
+
+
+def test_path_figures_separate_runs_that_end_on_top_of_each_other(tmp_path, monkeypatch):
+    # Adam and RMSprop end on the same spot of the contour plot; their distances to the
+    # minimum, a third panel, are orders of magnitude apart
+    figures = {}
+    save = rmsopt.demo.Demo.figure
+    monkeypatch.setattr(rmsopt.demo.Demo, "figure",
+                        lambda self, name, fig, **kw: (figures.__setitem__(name, fig),
+                                                       save(self, name, fig, **kw))[1])
+    rmsopt.demo.run(out=tmp_path, quick=True, only=["2d", "linreg"], stream=io.StringIO())
+    for name, runs in (("2d_rosenbrock_paths", rmsopt.demo.RMS_FAMILY),
+                       ("2d_ravine_paths", rmsopt.demo.RMS_FAMILY), ("linreg", 4)):
+        distance = figures[name].axes[2]
+        assert distance.get_yscale() == "log" and "distance" in distance.get_ylabel()
+        lines = [line for line in distance.lines if line.get_label()[0] != "_"]
+        assert len(lines) == (runs if isinstance(runs, int) else len(runs))
+    ends = [line.get_ydata()[-1] for line in figures["linreg"].axes[2].lines
+            if line.get_label()[0] != "_"]
+    assert max(ends) / min(ends) > 100

@@ -104,3 +104,19 @@ def test_clear_error_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r'pip install "rmsopt\[plot\]"'):
         rp.curves({"x": ([0, 1], [1, 2])}, xlabel="a", ylabel="b")
+
+
+def test_distances_to_the_minimum_per_iteration(runs):
+    fig = rp.distances(runs, minimum=(1, 1), mark_every=10, title="d")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "iteration"
+    assert "distance" in ax.get_ylabel() and ax.get_title() == "d"
+    lines = {line.get_label(): line for line in ax.lines}
+    path = np.asarray(runs["rmsprop"].allvecs)
+    np.testing.assert_allclose(lines["rmsprop"].get_ydata(),
+                               np.hypot(path[:, 0] - 1, path[:, 1] - 1))
+    np.testing.assert_array_equal(lines["sgd"].get_xdata(), np.arange(51))
+    assert len(ax.lines) == 4  # two lines, two sets of markers
+    res = rmsopt.minimize(rosenbrock, ROSENBROCK_START, jac=True, options={"maxiter": 3})
+    with pytest.raises(ValueError, match="allvecs"):
+        rp.distances({"r": res}, minimum=(1, 1))
