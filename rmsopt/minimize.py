@@ -110,8 +110,9 @@ def as_bounds(bounds, n, dtype):
                              f"{np.shape(bounds.ub)}; expected ({n},) or scalars") from None
     else:
         pairs = list(bounds)
-        if len(pairs) != n or any(len(p) != 2 for p in pairs):
-            raise ValueError(f"bounds must be {n} (low, high) pairs, one per variable")
+        if len(pairs) != n or any(np.ndim(p) != 1 or len(p) != 2 for p in pairs):
+            raise ValueError(f"bounds must be {n} (low, high) pairs, one per variable (or a "
+                             "scipy.optimize.Bounds)")
         lb = np.array([-np.inf if p[0] is None else p[0] for p in pairs], dtype=float)
         ub = np.array([np.inf if p[1] is None else p[1] for p in pairs], dtype=float)
     if np.isnan(lb).any() or np.isnan(ub).any():
@@ -518,19 +519,32 @@ SPELLINGS = {"learning_rate": "lr", "max_iter": "maxiter", "maxiters": "maxiter"
              "b2": "beta2", "nesterov_momentum": "nesterov", "gtol_abs": "gtol"}
 
 
-def _did_you_mean(key, known):
-    """A hint for an unknown option: the rmsopt name of another library's spelling, or a
-    close match (``decay`` and ``alpha`` are RMSprop's ``rho``; ``betas`` is Adam's)."""
+def _method_options(name):
+    """The hyperparameter keywords of method ``name``'s optimizer."""
+    return [p for p in inspect.signature(METHODS[name].__init__).parameters
+            if p not in ("self", "params")]
+
+
+ALIASES = {"alpha": "rho", "decay": "rho"}  # torch's and optax/TF1's names for RMSprop's rho
+
+
+def _did_you_mean(key, known, method):
+    """A hint for an unknown option of ``method``: the rmsopt name of another library's
+    spelling, the methods that do take it, or a close match."""
     import difflib
 
-    target = SPELLINGS.get(key)
-    if key in ("alpha", "decay") and "rho" not in known:
-        target = None
-    if target is None:
+    target = SPELLINGS.get(key) or ALIASES.get(key)
+    if target in known:
+        return f"{key}: did you mean {target!r}?"
+    others = [m for m in METHODS if m != method and (target or key) in _method_options(m)]
+    if others:
+        what = key if target is None else f"{key} ({target!r})"
+        return f"{what} is an option of method {', '.join(map(repr, others))}, not {method!r}"
+    if target is None:  # not another library's spelling: a typo?
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-        target = close[0] if close else None
-    return None if target is None or target not in known else \
-        f"{key}: did you mean {target!r}?"
+        if close:
+            return f"{key}: did you mean {close[0]!r}?"
+    return None
 
 
 def _caller_stacklevel():
@@ -567,14 +581,13 @@ def parse_options(name, options, args):
     ``schedule`` is the ``lr`` callable, or None (then ``lr`` is among the keywords).
     """
     cls = METHODS[name]
-    hyper_names = [p for p in inspect.signature(cls.__init__).parameters
-                   if p not in ("self", "params")]
+    hyper_names = _method_options(name)
     known = set(hyper_names) | set(LOOP_OPTIONS) | {"lr"}
     unknown = sorted(set(options) - known)
     if unknown:
         from scipy.optimize import OptimizeWarning
 
-        hints = [_did_you_mean(k, known) for k in unknown]
+        hints = [_did_you_mean(k, known, name) for k in unknown]
         warnings.warn(f"Unknown solver options: {', '.join(unknown)}"
                       + "".join(f"; {h}" for h in hints if h), OptimizeWarning,
                       stacklevel=_caller_stacklevel())

@@ -29,6 +29,9 @@ def scalar_value(f):
     if isinstance(f, (str, bytes)) or f is None:
         raise TypeError(f"The objective function must return a real scalar, got "
                         f"{type(f).__name__} {f!r}")
+    if isinstance(f, tuple) and len(f) == 2:
+        raise TypeError("The objective function returned a pair, not a scalar; if it "
+                        "returns (f, gradient), pass jac=True")
     a = np.asarray(f)
     if a.size != 1:
         raise ValueError("The user-provided objective function must return a scalar value.")

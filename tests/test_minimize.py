@@ -507,6 +507,25 @@ def test_unknown_options_warn_at_the_callers_line_with_a_hint(via_scipy):
     assert "bogus:" not in text
 
 
+@pytest.mark.parametrize("method,key,hint", [
+    ("rmsprop", "betas", "betas is an option of method 'adam', 'adamw', not 'rmsprop'"),
+    ("rmsprop", "beta_1", "beta_1 ('beta1') is an option of method 'adam', 'adamw'"),
+    ("sgd", "rho", "rho is an option of method 'rmsprop', 'adadelta', not 'sgd'"),
+    ("adam", "alpha", "alpha ('rho') is an option of method 'rmsprop', 'adadelta', not 'adam'"),
+    ("adagrad", "decay", "decay ('rho') is an option of method 'rmsprop', 'adadelta'"),
+    ("adam", "centered", "centered is an option of method 'rmsprop', not 'adam'"),
+])
+def test_unknown_option_hints_name_the_methods_that_take_it(method, key, hint):
+    """Another method's option, or another library's name for it, is said to be so; a
+    name that is another library's spelling is not matched to a look-alike (AdaGrad's
+    ``decay`` is not its ``lr_decay``)."""
+    with pytest.warns(OptimizeWarning) as record:
+        rmsopt.minimize(quad, X0, jac=quad_grad, method=method,
+                        options={"maxiter": 1, key: 0.9})
+    text = str(record[0].message)
+    assert hint in text and "lr_decay" not in text
+
+
 def test_torch_spellings():
     """method="adamw", Adam(betas=...), a 0-d array lr (torch's tensor lr)."""
     a = rmsopt.minimize(quad, X0, method="adamw", jac=quad_grad,
@@ -547,3 +566,17 @@ def test_which_args_are_data_is_explicit_or_warned():
         rmsopt.minimize(f, np.zeros(2), args=(mu, X, y), jac=g, options=dict(opts, data=(0, 1)))
     with pytest.raises(ValueError, match=r"data names args\[5\]"):
         rmsopt.minimize(f, np.zeros(2), args=(mu, X, y), jac=g, options=dict(opts, data=(5,)))
+
+
+def test_front_door_messages_for_common_slips():
+    """A fun returning (f, g) without jac=True, flat bounds, betas as an array, and an
+    optimizer's repr showing its schedule rather than the rate at t = 0."""
+    from rmsopt.problems import rosenbrock
+
+    with pytest.raises(TypeError, match="pass jac=True"):
+        rmsopt.minimize(rosenbrock, X0)
+    with pytest.raises(ValueError, match=r"\(low, high\) pairs"):
+        rmsopt.minimize(quad, np.zeros(2), jac=quad_grad, bounds=[0, 1])
+    assert rmsopt.Adam(X0.copy(), betas=np.array([0.8, 0.99])).hyper["beta1"] == 0.8
+    cosine = rmsopt.schedules.cosine(1e-2, 100)
+    assert "lr=cosine(lr=0.01, period=100" in repr(rmsopt.RMSprop(X0.copy(), lr=cosine))
