@@ -132,6 +132,13 @@ def global_norm(backend, layout, flat_grads):
                    layout.parallel)
 
 
+def _counter(count):
+    """``(array, address)`` of an int64 step counter: ``count``, or a fresh one that no one
+    reads (the caller keeps the array alive while a kernel may use the address)."""
+    count = np.zeros(1, dtype=np.int64) if count is None else count
+    return count, int(address(count))
+
+
 def apply_step(backend, rule, flags, common, slots, layout, params, grads, state, c, h,
                out=None):
     """One update of every parameter array: in place, or from ``params`` into ``out``.
@@ -139,7 +146,7 @@ def apply_step(backend, rule, flags, common, slots, layout, params, grads, state
     ``params`` and ``grads`` are lists of 1-D views of the same sizes;
     ``state`` holds three flat buffers (empty where ``slots`` says unused);
     ``out`` (optional) a list like ``params`` that receives the new parameters
-    (``params`` is then only read).
+    (``params`` is then only read). No step counter is kept.
     """
     out = params if out is None else out
     if backend == "numpy":
@@ -156,7 +163,7 @@ def apply_step(backend, rule, flags, common, slots, layout, params, grads, state
     kernel = cpu.step_kernel(rule.kernel, flags, common, slots, layout.parallel)
     paddr = layout.gaddr(params)
     args = (paddr, paddr if out is params else layout.gaddr(out), layout.gaddr(grads),
-            layout.size, layout.offset, layout.tasks, *state, c, h)
+            layout.size, layout.offset, layout.tasks, *state, c, h, _counter(None)[1])
     _launch(kernel, args, layout.parallel)
 
 
@@ -206,16 +213,23 @@ def write(backend, a, values):
         a[...] = values
 
 
-def step_function(backend, rule, flags, common, slots, layout, params, state, clip_norm=None):
+def step_function(backend, rule, flags, common, slots, layout, params, state, clip_norm=None,
+                  count=None):
     """``step(grads, c, h, src=None, dst=None)`` for fixed parameters, state and variant:
     the per-step fast path.
 
     The kernel is looked up once, and the gradients' addresses are written into a
     preallocated table, so a step costs little more than the kernel call itself.
+    The table is the step's own: callers that share a step function between
+    threads must take turns (:class:`rmsopt.Optimizer` holds a lock).
     ``src`` and ``dst`` (host backends) are :class:`Buffers` to read the parameters
     from and to write them to, each instead of ``params`` (None): an out-of-place step.
     On CUDA, ``clip_norm`` (if not None) is applied on the device, and steps are
     in place.
+
+    ``count`` (CPU backend): a one-element int64 array that the kernel increments
+    in the same native call as the update (kept alive by the step); the other
+    backends leave counting to the caller.
     """
     if backend == "cuda":
         return cuda_kernels().step_function(rule, flags, common, slots, layout, params[0].dtype,
@@ -229,6 +243,7 @@ def step_function(backend, rule, flags, common, slots, layout, params, state, cl
     kernel = cpu.step_kernel(rule.kernel, flags, common, slots, layout.parallel)
     gaddr = np.zeros(len(params), dtype=np.int64)
     fixed = (gaddr, layout.size, layout.offset, layout.tasks, *state)
+    count, caddr = _counter(count)
     paddr, parallel = layout.paddr, layout.parallel
     entry = store = None
 
@@ -239,7 +254,7 @@ def step_function(backend, rule, flags, common, slots, layout, params, state, cl
         for j, g in enumerate(grads):
             store(gaddr, j, g)
         args = (paddr if src is None else src.addr, paddr if dst is None else dst.addr,
-                *fixed, c, h)
+                *fixed, c, h, caddr)
         if entry is None:
             entry = cpu.entry_point(kernel, args)
         _launch(entry, args, parallel)
@@ -247,11 +262,13 @@ def step_function(backend, rule, flags, common, slots, layout, params, state, cl
     return step
 
 
-def apply_rows(backend, rule, flags, common, slots, layout, j, param, rows, grad, state, c, h):
+def apply_rows(backend, rule, flags, common, slots, layout, j, param, rows, grad, state, c, h,
+               count=None):
     """Update rows ``rows`` of parameter array ``j`` and only their state, in place.
 
     ``param`` is a 2-D view ``(rows, width)`` of the array, ``rows`` distinct in-bounds
     int64 indices and ``grad`` a C-contiguous ``(len(rows), width)`` array of the dtype.
+    ``count`` as for :func:`step_function` (CPU: incremented by the kernel).
     """
     width = param.shape[1]
     base = int(layout.offset[j])
@@ -268,7 +285,8 @@ def apply_rows(backend, rule, flags, common, slots, layout, j, param, rows, grad
     table = cpu.row_table(address(param), address(grad), rows, width, param.itemsize, base)
     parallel = rows.size * width >= _config.PARALLEL_THRESHOLD
     kernel = cpu.step_kernel(rule.kernel, flags, common, slots, parallel)
-    _launch(kernel, (*table, *state, c, h), parallel)
+    count, caddr = _counter(count)
+    _launch(kernel, (*table, *state, c, h, caddr), parallel)
 
 
 def block_step(rule, flags, common, slots, p, g, state, c, h):

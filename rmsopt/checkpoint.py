@@ -7,13 +7,15 @@ learning-rate schedule (``rmsopt.schedules`` by name and parameters, or null;
 optional, absent in older files), step count, dtype, shapes and a SHA-256 of
 every array, so a truncated or altered
 file is detected on load. Files are read with ``allow_pickle=False`` and
-written atomically (a temporary file in the same folder, then ``os.replace``).
+written atomically (a temporary file in the same folder, then ``os.replace``;
+see :func:`save` for symlinks, modes and leftovers).
 """
 
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -33,11 +35,32 @@ def _digest(a):
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys):
+#: The largest step count a checkpoint may hold: the int64 counter must take more steps.
+MAX_T = 2 ** 62
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _shapes(value):
+    """``value`` as a list of shapes (lists of ints >= 0), or a ValueError."""
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(s, (list, tuple)) and all(_is_int(n) and n >= 0 for n in s)
+            for s in value):
+        raise ValueError(f"checkpoint shapes {value!r} is not a list of shapes")
+    return [[int(n) for n in s] for s in value]
+
+
+def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=()):
     """Check a state dict against the live optimizer; return it or raise ValueError.
 
-    ``hyper_keys`` are the hyperparameter names the live optimizer has; any other
-    name in the checkpoint is an error (a typo or another version, not ignored).
+    As strict as the constructor: ``hyper_keys`` are the hyperparameter names the
+    live optimizer has, and the checkpoint must name exactly those (an unknown
+    name is a typo or another version, a missing one would silently become a
+    default). Parameters must be finite (the constructor refuses NaN and inf),
+    the state free of NaN and the ``nonnegative`` slots (sums of squares) >= 0.
+    The step count is an integer in ``[0, MAX_T]``; a NumPy integer is taken.
     """
     if not isinstance(d, dict):
         raise TypeError(f"state dict must be a dict, got {type(d).__name__}")
@@ -49,57 +72,161 @@ def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys):
     for key, live in (("optimizer", optimizer), ("rule", rule), ("dtype", dtype)):
         if d[key] != live:
             raise ValueError(f"checkpoint is for {key} {d[key]!r}, this optimizer has {live!r}")
-    if [list(s) for s in d["shapes"]] != shapes:
+    if _shapes(d["shapes"]) != shapes:
         raise ValueError(f"checkpoint parameter shapes {d['shapes']} differ from {shapes}")
-    if not isinstance(d["t"], int) or isinstance(d["t"], bool) or d["t"] < 0:
-        raise ValueError(f"checkpoint step count t={d['t']!r} is invalid")
+    t = d["t"]
+    if not _is_int(t) or not 0 <= t <= MAX_T:
+        raise ValueError(f"checkpoint step count t={t!r} is invalid (an integer in "
+                         f"[0, 2**62] expected)")
     if not isinstance(d["hyper"], dict):
         raise ValueError("checkpoint hyperparameters are not a dict")
     unknown = sorted(map(str, set(d["hyper"]) - set(hyper_keys)))
     if unknown:
         raise ValueError(f"checkpoint hyperparameters have unknown names: {', '.join(unknown)}")
+    absent = sorted(set(hyper_keys) - set(d["hyper"]))
+    if absent:
+        raise ValueError(f"checkpoint hyperparameters lack {', '.join(absent)}")
     if not isinstance(d["state"], dict):
         raise ValueError(f"checkpoint state must be a dict of slot name -> array, got "
                          f"{type(d['state']).__name__}")
     params = d["params"]
+    if not isinstance(params, (list, tuple)):
+        raise ValueError(f"checkpoint params must be a list of arrays, got "
+                         f"{type(params).__name__}")
     if len(params) != len(shapes):
         raise ValueError(f"checkpoint has {len(params)} parameter arrays, expected {len(shapes)}")
     for i, (p, shape) in enumerate(zip(params, shapes)):
         if not isinstance(p, np.ndarray) or p.dtype != dtype or list(p.shape) != shape:
             raise ValueError(f"checkpoint parameter {i} is not a {dtype} array of shape {shape}")
+        if not np.isfinite(p).all():
+            raise ValueError(f"checkpoint parameter {i} contains NaN or inf")
     for name, s in d["state"].items():
         if not isinstance(s, np.ndarray) or s.dtype != dtype:
             raise ValueError(f"checkpoint state {name!r} is not a {dtype} array")
-    return d
+        if np.isnan(s).any():
+            raise ValueError(f"checkpoint state {name!r} contains NaN")
+        if name in nonnegative and (s < 0).any():
+            raise ValueError(f"checkpoint state {name!r} has negative values; it holds "
+                             "sums of squares")
+    return dict(d, t=int(t))
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a pid: leave its file alone
+    return True
+
+
+def _clean_stale(folder, name):
+    """Remove temporaries of checkpoint ``name`` whose writing process has died (kill -9
+    mid-save); another live process's temporary is its save in progress."""
+    prefix = f".{name}.rmsopt-"
+    for entry in os.scandir(folder):
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def save(path, d):
-    """Write state dict ``d`` to ``path`` atomically."""
+    """Write state dict ``d`` to ``path`` atomically.
+
+    A symlink is written through (its target is replaced, the link stays); an
+    existing file keeps its permission bits, a new one gets ``0666`` under the
+    umask; anything that is not a regular file (a directory, FIFO or device) is
+    refused with a ValueError. The data goes to a temporary file beside the
+    target, named after it and the writing process, then ``os.replace``: a crash
+    leaves the old checkpoint whole, and the next save removes the temporaries of
+    processes that died mid-save.
+    """
+    target = os.path.realpath(os.fspath(path))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        mode = None
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"checkpoint path {os.fspath(path)!r} is not a regular file; "
+                             "refusing to replace it")
+        mode = stat.S_IMODE(st.st_mode)
+    folder, name = os.path.split(target)
+    _clean_stale(folder, name)
     arrays = {f"param_{i}": p for i, p in enumerate(d["params"])}
     arrays.update({f"state_{k}": v for k, v in d["state"].items()})
     header = {k: v for k, v in d.items() if k not in ("params", "state")}
     header["state_slots"] = list(d["state"])
     header["sha256"] = {k: _digest(v) for k, v in arrays.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rmsopt-", suffix=".tmp")
+    tmp = os.path.join(folder, f".{name}.rmsopt-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             np.savez(f, header=np.array(json.dumps(header)), **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
+def _declared(z, name):
+    """The ``(shape, dtype)`` that member ``name`` of an open npz declares, read from its
+    ``.npy`` header only (so that a damaged header cannot make ``load`` allocate)."""
+    with z.zip.open(name + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def _expected_members(header):
+    """``{member: (shape, dtype)}`` that a checkpoint's own header implies."""
+    shapes = _shapes(header.get("shapes"))
+    slots = header.get("state_slots")
+    if not isinstance(slots, list) or not all(isinstance(k, str) for k in slots):
+        raise ValueError("its state_slots is not a list of names")
+    try:
+        dtype = np.dtype(header.get("dtype"))
+    except TypeError:
+        raise ValueError(f"its dtype {header.get('dtype')!r} is not a dtype") from None
+    n = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+    members = {f"param_{i}": (tuple(s), dtype) for i, s in enumerate(shapes)}
+    members.update({f"state_{k}": ((n,), dtype) for k in slots})
+    return members
+
+
 def load(path):
-    """Read a checkpoint into a state dict; ValueError if it is damaged."""
+    """Read a checkpoint into a state dict; ValueError if it is damaged.
+
+    The JSON header is read and checked first; each array member's declared
+    shape and dtype must be what the header implies before its data is read.
+    """
     try:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"][()]))
-            arrays = {k: z[k] for k in z.files if k != "header"}
+            if not isinstance(header, dict):
+                raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
+            expected = _expected_members(header)
+            members = [k for k in z.files if k != "header"]
+            if set(members) != set(expected):
+                raise ValueError("its members do not match its header")
+            for k in members:
+                if _declared(z, k) != expected[k]:
+                    raise ValueError(f"member {k} declares shape and dtype {_declared(z, k)}, "
+                                     f"its header says {expected[k]}")
+            arrays = {k: z[k] for k in members}
     except (zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise
@@ -108,8 +235,7 @@ def load(path):
         raise ValueError(f"checkpoint {path!r} is truncated or corrupted: {e}") from e
     digests = header.pop("sha256", None)
     slots = header.pop("state_slots", None)
-    if not isinstance(digests, dict) or not isinstance(slots, list) \
-            or set(digests) != set(arrays):
+    if not isinstance(digests, dict) or set(digests) != set(arrays):
         raise ValueError(f"checkpoint {path!r} is corrupted: its members do not match its header")
     for k, a in arrays.items():
         if _digest(a) != digests[k]:

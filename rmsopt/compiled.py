@@ -234,7 +234,8 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             h = make_h(values(hk, t, lr), hrow)
             c = make_c(common_values(ck, lr, gscale), crow)
             if parallel:
-                step(paddr, paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h)
+                step(paddr, paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h,
+                     it.ctypes.data + T * 8)  # the kernel counts into it[T]
             else:  # x is the optimizer's only array: the same element loop, without a call
                 update(x, x, g, s0, s1, s2, c, h)
             it[T] = t

@@ -259,6 +259,7 @@ class Rule:
     slots: tuple  # names of the (up to three) state slots, in kernel order
     Scalars: type  # the namedtuple of host scalars, from rmsopt.rules
     values = None  # staticmethod: the @njit values function
+    nonnegative = ()  # slots that hold sums of squares (a negative value is a damaged state)
 
     def flags(self, h):
         """Compile-time switches of the rule, a namedtuple."""
@@ -291,6 +292,7 @@ class Rule:
 
 class RMSpropRule(Rule):
     name, slots, Scalars = "rmsprop", ("nu", "mu", "buf"), rules.RMSpropScalars
+    nonnegative = ("nu",)
     values = staticmethod(_rmsprop_values)
 
     def flags(self, h):
@@ -329,6 +331,7 @@ class SGDRule(Rule):
 
 class AdaGradRule(Rule):
     name, slots, Scalars = "adagrad", ("acc", "", ""), rules.AdaGradScalars
+    nonnegative = ("acc",)
     values = staticmethod(_adagrad_values)
 
     def flags(self, h):
@@ -346,6 +349,7 @@ class AdaGradRule(Rule):
 
 class AdaDeltaRule(Rule):
     name, slots, Scalars = "adadelta", ("nu", "u", ""), rules.AdaDeltaScalars
+    nonnegative = ("nu", "u")
     values = staticmethod(_adadelta_values)
 
     def flags(self, h):
@@ -360,6 +364,7 @@ class AdaDeltaRule(Rule):
 
 class AdamRule(Rule):
     name, slots, Scalars = "adam", ("m", "v", "vmax"), rules.AdamScalars
+    nonnegative = ("v", "vmax")
     values = staticmethod(_adam_values)
 
     def flags(self, h):
@@ -492,7 +497,7 @@ def _betas(o):
         return o.get("beta1"), o.get("beta2")
     if o.get("beta1") is not None or o.get("beta2") is not None:
         raise ValueError("give betas=(beta1, beta2) or beta1/beta2, not both")
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+    if not isinstance(betas, (tuple, list, np.ndarray)) or np.shape(betas) != (2,):
         raise TypeError(f"betas must be a pair (beta1, beta2), got {type(betas).__name__} "
                         f"{betas!r}")
     return tuple(betas)

@@ -14,6 +14,9 @@ With ``backend="cuda"`` (or ``"auto"`` given device arrays) the parameters,
 gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 """
 
+import contextlib
+import signal
+import threading
 from bisect import bisect_right
 
 import numpy as np
@@ -92,6 +95,29 @@ def _sparse_rows(rows, grad, a, param, dtype):
     return rows, g
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block is done.
+
+    For steps made of several calls (NumPy and CUDA backends): a KeyboardInterrupt
+    between two of them would leave a step half applied. Only where Python's own
+    handler is installed and in the main thread (where handlers run); elsewhere
+    the block runs as it is.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        previous(signal.SIGINT, None)  # raises KeyboardInterrupt, the step now whole
+
+
 def _may_share_any(a, arrays):
     """Whether ``a`` may share memory with any of ``arrays`` (a bounds test)."""
     for b in arrays:
@@ -117,6 +143,15 @@ class Optimizer:
         Number of steps taken.
     state : dict of str -> ndarray
         Flat state buffers of the active slots, over all arrays in order.
+
+    Notes
+    -----
+    Threads: one optimizer may be stepped from several threads. Its steps take
+    turns (a lock): each is applied whole, in some order, and ``t`` counts every
+    one. Different optimizers step at the same time, each kernel without the GIL.
+    Interrupts: a step is all or nothing. A Ctrl-C during :meth:`step` either
+    stops it before anything changed or is raised once the step, ``t``
+    included, is complete.
     """
 
     rule: hyper.Rule
@@ -139,7 +174,10 @@ class Optimizer:
         self._arrays = arrays
         self._flat = arrays if self._cuda else [a.reshape(-1) for a in arrays]
         self._layout = _backend.layout(self._backend, self._flat)
-        self.t = 0
+        # the step count, incremented by the CPU kernel in the call that applies the step
+        self._count = np.zeros(1, dtype=np.int64)
+        self._kernel_counts = self._backend == "cpu"
+        self._lock = threading.Lock()
         self._configure()
         initial = self.rule.initial(self._hyper)
         self._set_state([_backend.full(self._backend, self._layout.n if used else 0, value,
@@ -172,7 +210,8 @@ class Optimizer:
             self._single_owned = [a for a, _ in owned]  # for the one-array fast path
         self._apply = _backend.step_function(self._backend, self.rule, self._flags,
                                              self._common, self._slots, self._layout,
-                                             self._flat, state, self._hyper["clip_norm"])
+                                             self._flat, state, self._hyper["clip_norm"],
+                                             self._count)
 
     def _host_scalars(self, t, lr, gscale):
         """The kernel's scalars ``(c, h)`` for step ``t``, each reused while its inputs hold.
@@ -196,6 +235,15 @@ class Optimizer:
         return self._scalars
 
     @property
+    def t(self):
+        """The number of steps taken."""
+        return self._count.item()
+
+    @t.setter
+    def t(self, value):
+        self._count[0] = value
+
+    @property
     def hyper(self):
         return dict(self._hyper)
 
@@ -210,7 +258,8 @@ class Optimizer:
                 if used}
 
     def __repr__(self):
-        shown = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+        shown = ", ".join(f"{k}={self._schedule if k == 'lr' and self._schedule else v!r}"
+                          for k, v in self._hyper.items())
         return f"{type(self).__name__}({shown}, backend={self._backend!r}, t={self.t})"
 
     # --------------------------------------------------------------- step
@@ -295,10 +344,11 @@ class Optimizer:
         lr : float, optional
             Learning rate for this step only (a schedule), instead of ``hyper["lr"]``.
         """
-        grads = self._grad_arrays(grad)
-        lr = self.rate(lr)
-        self._check_writeable()
-        self._update(grads, lr)
+        with self._lock:
+            grads = self._grad_arrays(grad)
+            lr = self.rate(lr)
+            self._check_writeable()
+            self._update(grads, lr)
 
     @property
     def schedule(self):
@@ -329,16 +379,19 @@ class Optimizer:
         write them to (an out-of-place step, host backends), each instead of the
         parameters when None.
         """
-        t = self.t + 1
+        t = self._count.item() + 1
         gscale = 1.0
         if self._hyper["clip_norm"] is not None and not self._cuda:  # CUDA clips on the device
             norm = _backend.global_norm(self._backend, self._layout, grads)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        if src is None and dst is None:
-            self._apply(grads, *self._host_scalars(t, lr, gscale))
+        c, h = self._host_scalars(t, lr, gscale)
+        args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
+        if self._kernel_counts:
+            self._apply(*args)  # one native call: the update and t += 1
         else:
-            self._apply(grads, *self._host_scalars(t, lr, gscale), src, dst)
-        self.t = t
+            with _interrupts_deferred():
+                self._apply(*args)
+                self._count[0] = t
 
     def step_rows(self, rows, grad, *, index=0, lr=None):
         r"""Update only rows ``rows`` of a parameter array, and only their state (lazy, sparse).
@@ -379,6 +432,10 @@ class Optimizer:
         >>> E[:, 0]
         array([1. , 0.9, 1. , 0.8, 1. ])
         """
+        with self._lock:
+            self._step_rows(rows, grad, index, lr)
+
+    def _step_rows(self, rows, grad, index, lr):
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an integer, got {type(index).__name__} {index!r}")
         if not 0 <= index < len(self._arrays):
@@ -397,11 +454,18 @@ class Optimizer:
             flat = [g.reshape(-1)]
             norm = _backend.global_norm(self._backend, _backend.Layout(flat), flat)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        if rows.size:
+        c, h = self._host_scalars(t, lr, gscale)
+        if rows.size and self._kernel_counts:  # one native call: the update and t += 1
             _backend.apply_rows(self._backend, self.rule, self._flags, self._common, self._slots,
-                                self._layout, index, param, rows, g, self._state,
-                                *self._host_scalars(t, lr, gscale))
-        self.t = t
+                                self._layout, index, param, rows, g, self._state, c, h,
+                                self._count)
+            return
+        with _interrupts_deferred():
+            if rows.size:
+                _backend.apply_rows(self._backend, self.rule, self._flags, self._common,
+                                    self._slots, self._layout, index, param, rows, g,
+                                    self._state, c, h)
+            self._count[0] = t
 
     # --------------------------------------------------------- checkpoints
 
@@ -411,6 +475,10 @@ class Optimizer:
         Arrays are host (NumPy) copies, also for a CUDA optimizer. See
         :mod:`rmsopt.checkpoint` for the format.
         """
+        with self._lock:  # not between two halves of another thread's step
+            return self._state_dict()
+
+    def _state_dict(self):
         return checkpoint.make(
             optimizer=type(self).__name__, rule=self.rule.name, hyper=self.hyper, t=self.t,
             schedule=None if self._schedule is None else schedules.to_spec(self._schedule),
@@ -424,10 +492,14 @@ class Optimizer:
         Parameters are overwritten in place, so references to them stay valid
         (on CUDA the saved host arrays are copied back to the device).
         """
+        with self._lock:
+            self._load_state_dict(d)
+
+    def _load_state_dict(self, d):
         d = checkpoint.validate(d, optimizer=type(self).__name__, rule=self.rule.name,
                                 dtype=self._dtype.name,
                                 shapes=[list(a.shape) for a in self._arrays],
-                                hyper_keys=set(self._hyper))
+                                hyper_keys=set(self._hyper), nonnegative=self.rule.nonnegative)
         options = type(self)._build(**d["hyper"])
         schedule = None if d.get("schedule") is None else schedules.from_spec(d["schedule"])
         if schedule is not None:
@@ -443,16 +515,17 @@ class Optimizer:
                 raise ValueError(f"checkpoint state {name!r} has shape {arr.shape}, expected ({n},)")
         hyper.check_dtype(options, self._dtype)
         self._check_writeable()
-        # everything checked: apply (nothing below can fail)
-        self._hyper, self._schedule = options, schedule
-        self._configure()
-        self._set_state([_backend.from_host(self._backend,
-                                            np.asarray(d["state"][name], dtype=self._dtype))
-                         if used else _backend.full(self._backend, 0, 0.0, self._dtype)
-                         for name, used in zip(self.rule.slots, self._slots)])
-        for a, saved in zip(self._arrays, d["params"]):
-            _backend.write(self._backend, a, saved)
-        self.t = d["t"]
+        state = [_backend.from_host(self._backend, np.asarray(d["state"][name], dtype=self._dtype))
+                 if used else _backend.full(self._backend, 0, 0.0, self._dtype)
+                 for name, used in zip(self.rule.slots, self.rule.active(self.rule.flags(options)))]
+        # everything checked and built: apply (nothing below can fail), all or nothing
+        with _interrupts_deferred():
+            self._hyper, self._schedule = options, schedule
+            self._configure()
+            self._set_state(state)
+            for a, saved in zip(self._arrays, d["params"]):
+                _backend.write(self._backend, a, saved)
+            self.t = d["t"]
 
     def save(self, path):
         """Write a checkpoint to ``path`` (``.npz``; atomically replaced)."""
@@ -660,7 +733,8 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
                                                   opt._slots, parallel)
                 layout = opt._layout
                 _backend.cpu.entry_point(kernel, (layout.paddr, layout.paddr, layout.paddr,
-                                                  layout.size,
-                                                  layout.offset, layout.tasks, *opt._state, c, h))
+                                                  layout.size, layout.offset, layout.tasks,
+                                                  *opt._state, c, h,
+                                                  _backend.address(opt._count)))
                 count += 1
     return count

@@ -220,3 +220,131 @@ def test_a_schedule_as_lr_steps_with_t_and_resumes_bit_identically(tmp_path):
     with pytest.raises(TypeError, match="not one of rmsopt.schedules"):
         rmsopt.RMSprop(np.zeros(8), lr=lambda t: 0.1).save(tmp_path / "c.npz")
     assert not (tmp_path / "c.npz").exists()
+
+
+def _rewrite(path, out, header=None, members=None):
+    """A copy of checkpoint ``path`` with its JSON header and/or members replaced."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    head = json.loads(str(arrays.pop("header")[()]))
+    head = header(head) if header else head
+    arrays = members(arrays) if members else arrays
+    np.savez(out, header=np.array(json.dumps(head)), **arrays)
+    return out
+
+
+def _huge_member(path, out, name):
+    """``path`` with member ``name``'s .npy header declaring 2**40 elements (data unchanged)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == name + ".npy":
+                old = data[:data.index(b"\n") + 1]
+                new = old.replace(b"(50,)", b"(1099511627776,)")
+                new = new[:-1].rstrip(b" ") + b" " * (len(old) - len(new.rstrip(b" \n")) - 1)
+                data = new[:len(old) - 1] + b"\n" + data[len(old):]
+            dst.writestr(info, data)
+    return out
+
+
+def test_damaged_or_implausible_checkpoints_are_value_errors_before_any_change(tmp_path):
+    """Each file is refused with a ValueError (not TypeError, AttributeError, MemoryError or
+    OverflowError) and the optimizer it was loaded into is untouched."""
+    x = np.linspace(0, 1, 50)
+    opt = rmsopt.RMSprop(x, momentum=0.5)
+    opt.step(np.ones(50))
+    good = tmp_path / "good.npz"
+    opt.save(good)
+
+    def edited(name, **kw):
+        return _rewrite(good, tmp_path / f"{name}.npz", **kw)
+
+    def nonneg(a):
+        a["state_nu"] = -a["state_nu"]
+        return a
+
+    def nan_param(a):
+        a["param_0"] = a["param_0"].copy()
+        a["param_0"][3] = np.nan
+        return a
+
+    cases = {
+        "a JSON list": edited("list", header=lambda h: [h]),
+        "a JSON number": edited("number", header=lambda h: 3),
+        "shapes: 10": edited("shapes", header=lambda h: dict(h, shapes=10)),
+        "t = 2**63": edited("bigt", header=lambda h: dict(h, t=2 ** 63)),
+        "hyper = {}": edited("nohyper", header=lambda h: dict(h, hyper={})),
+        "negative nu": edited("negnu", members=nonneg),
+        "NaN parameter": edited("nanp", members=nan_param),
+        "npy of 2**40 elements": _huge_member(good, tmp_path / "huge.npz", "param_0"),
+    }
+    y = np.zeros(50)
+    target = rmsopt.RMSprop(y, momentum=0.5)
+    target.step(np.full(50, 0.5))
+    before = y.tobytes(), target.t, {k: v.tobytes() for k, v in target.state.items()}
+    for what, path in cases.items():
+        with pytest.raises(ValueError):
+            target.load(path)
+        assert (y.tobytes(), target.t,
+                {k: v.tobytes() for k, v in target.state.items()}) == before, what
+    # a checksum-consistent state dict (no file): the same checks
+    d = opt.state_dict()
+    for bad in (dict(d, t=2 ** 63), dict(d, hyper={}), dict(d, shapes=10),
+                dict(d, state=dict(d["state"], nu=-d["state"]["nu"]))):
+        with pytest.raises(ValueError):
+            target.load_state_dict(bad)
+    target.load_state_dict(dict(d, t=np.int64(5)))  # a NumPy integer is an integer
+    assert target.t == 5 and type(target.state_dict()["t"]) is int
+    target.step(np.ones(50))
+    assert target.t == 6
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks, FIFOs and modes as POSIX has them")
+def test_save_writes_through_symlinks_keeps_modes_and_refuses_special_files(tmp_path):
+    opt = rmsopt.RMSprop(np.ones(3))
+    target, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    opt.save(target)
+    os.chmod(target, 0o640)
+    link.symlink_to(target)
+    opt.step(np.ones(3))
+    opt.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)  # still a link
+    assert os.stat(target).st_mode & 0o777 == 0o640  # the existing file's mode is kept
+    fresh = rmsopt.RMSprop(np.zeros(3))
+    fresh.load(target)
+    assert fresh.t == 1
+    old = os.umask(0o027)
+    try:
+        opt.save(tmp_path / "new.npz")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "new.npz").st_mode & 0o777 == 0o640  # 0666 under the umask
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        opt.save(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        opt.save(tmp_path)  # a directory
+    assert fifo.exists() and not fifo.is_file()
+
+
+def test_save_cleans_temporaries_left_by_a_killed_save(tmp_path):
+    """kill -9 mid-save leaves a temporary file; the next save of that checkpoint removes it
+    (and leaves alone another live process's temporary and other files)."""
+    import subprocess
+    import sys
+
+    opt = rmsopt.RMSprop(np.ones(3))
+    path = tmp_path / "c.npz"
+    opt.save(path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".c.npz.rmsopt-{dead}-deadbeef.tmp"
+    live = tmp_path / f".c.npz.rmsopt-{os.getppid()}-cafef00d.tmp"
+    other = tmp_path / ".other.npz.rmsopt-1-x.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"x" * 1000)
+    opt.save(path)
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, live.name, other.name])

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import rmsopt
 from rmsopt import _config
@@ -118,3 +119,90 @@ def test_precompile_compiles_ahead_and_the_step_then_compiles_nothing():
     opt.step(np.ones(10, np.float32))
     assert [len(k.signatures) for k in kernels] == [1, 1]
     assert np.all(x != 1)
+
+
+def test_threads_stepping_one_optimizer_take_turns():
+    """Each step is applied whole and counted: SGD's result is then exactly the sum of all
+    gradients, in any order. The gradients are fresh arrays freed after their step."""
+    n, steps, threads = 4 * _config.PARALLEL_THRESHOLD, 40, 4
+    for cls, kwargs in ((rmsopt.SGD, {}), (rmsopt.SGD, {"clip_norm": 1e9})):
+        x = np.zeros(n)
+        opt = cls(x, lr=1.0, **kwargs)
+
+        def work(k):
+            for _ in range(steps):
+                opt.step(np.full(n, k + 1.0))
+            return k
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+        assert opt.t == steps * threads
+        np.testing.assert_array_equal(x, -steps * sum(range(1, threads + 1)))
+
+
+def test_threads_stepping_rows_and_checkpointing_one_optimizer():
+    n = 4 * _config.PARALLEL_THRESHOLD
+    E = np.zeros((n // 8, 8))
+    opt = rmsopt.SGD(E, lr=1.0)
+    rows = np.arange(E.shape[0])
+
+    def rows_step(_):
+        for _ in range(30):
+            opt.step_rows(rows, np.ones(E.shape))
+
+    def saver(_):
+        for _ in range(30):
+            d = opt.state_dict()
+            assert np.all(d["params"][0] == -d["t"])  # never between a step and its count
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda f: f(0), (rows_step, rows_step, saver)))
+    assert opt.t == 60
+    np.testing.assert_array_equal(E, -60.0)
+
+
+INTERRUPT_SCRIPT = """
+import os, random, signal, sys, threading, time
+import numpy as np
+import pytest
+import rmsopt
+
+backend, n = sys.argv[1], int(sys.argv[2])
+g = np.linspace(-1.0, 1.0, n)
+x, y = np.zeros(n), np.zeros(n)
+opt = rmsopt.RMSprop(x, lr=1e-3, momentum=0.9, centered=True, backend=backend)
+twin = rmsopt.RMSprop(y, lr=1e-3, momentum=0.9, centered=True, backend=backend)
+opt.step(g); twin.step(g)
+start = time.perf_counter(); opt.step(g); twin.step(g)
+step = time.perf_counter() - start
+rng, interrupted, torn = random.Random(0), 0, 0
+for trial in range(25):
+    timer = threading.Timer(rng.uniform(0.0, 2 * step), os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        while True:
+            opt.step(g)
+    except KeyboardInterrupt:
+        interrupted += 1
+    timer.join()
+    while twin.t < opt.t:
+        twin.step(g)
+    same = x.tobytes() == y.tobytes() and all(
+        opt.state[k].tobytes() == twin.state[k].tobytes() for k in opt.state)
+    if not same:
+        torn += 1
+        twin.load_state_dict(opt.state_dict())
+print(interrupted, torn)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself is POSIX")
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_ctrl_c_during_step_is_all_or_nothing(backend):
+    """A real SIGINT at random moments of a step loop: afterwards parameters and state are
+    exactly those of ``t`` whole steps (checked against a twin stepped ``t`` times)."""
+    out = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT, backend, str(400_000)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    interrupted, torn = map(int, out.stdout.split())
+    assert interrupted == 25 and torn == 0

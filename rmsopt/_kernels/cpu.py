@@ -10,7 +10,8 @@ optimizer state is one flat buffer per slot, array ``j`` starting at
 the same code compiled with ``parallel=False``, so both give identical bits.
 
 Kernels are built per (rule, flags) by :func:`step_kernel`, with the flags as
-compile-time constants, and compile once per dtype.
+compile-time constants, and compile once per dtype. A step kernel also adds one
+to an int64 step counter at address ``count``, in the same call as the update.
 """
 
 import numba
@@ -172,7 +173,9 @@ def _build_step(rule, flags, common, slots, parallel):
     update = update_loop(rule, flags, common, slots)
 
     @njit(parallel=parallel, **JIT)
-    def step(paddr, qaddr, gaddr, size, offset, tasks, s0, s1, s2, c, h):
+    def step(paddr, qaddr, gaddr, size, offset, tasks, s0, s1, s2, c, h, count):
+        """``count``: the address of an int64 step counter (an int converts faster than an
+        array at the call)."""
         for t in prange(tasks.shape[0]):
             j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
             p = carray(_pointer(paddr[j]), size[j], s0.dtype)[lo:hi]
@@ -180,6 +183,10 @@ def _build_step(rule, flags, common, slots, parallel):
             g = carray(_pointer(gaddr[j]), size[j], s0.dtype)[lo:hi]
             start, stop = offset[j] + lo, offset[j] + hi
             update(p, q, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
+        # Counted in the same native call as the update, so that no interrupt
+        # (raised by Python when a call returns) can separate the two.
+        counter = carray(_pointer(count), 1, np.int64)
+        counter[0] += 1
 
     return cached(step, (rule, flags, common, slots))
 
