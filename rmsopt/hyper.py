@@ -235,7 +235,8 @@ def _adam_values(k, t, lr):
 def common_values(k, lr, gscale):
     """Host scalars of the gradient preparation (:class:`rmsopt.rules.CommonScalars`)."""
     clip, wd = k
-    return (gscale, clip, -clip, wd, 1.0 - lr * wd)
+    m, q = rules.split_scale(gscale)
+    return (m, q, clip, -clip, wd, 1.0 - lr * wd)
 
 
 def as_scalars(cls, values, dtype):

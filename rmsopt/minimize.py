@@ -737,14 +737,14 @@ def _hyper_doc(cls):
     if not found:
         sig = inspect.signature(cls.__init__).parameters.values()
         lines = [f"{p.name} : default {p.default!r}" for p in sig
-                 if p.kind is p.KEYWORD_ONLY]
+                 if p.kind is p.KEYWORD_ONLY and p.name != "lr"]
     else:
         lines, keep = [], True
         for line in rest.splitlines():
             if line and not line.startswith(" "):
                 if line in ("Examples", "Notes", "References", "See Also", "Returns"):
                     break
-                keep = not line.startswith("params ")
+                keep = not line.startswith(("params ", "lr "))  # lr: in the Options above
             if keep:
                 lines.append(line)
     return "\n".join(("        " + line) if line else "" for line in lines).rstrip()
@@ -808,11 +808,12 @@ def minimize(fun, x0, args=(), method="rmsprop", jac=None, bounds=None, tol=None
 def show_options(method=None, disp=True):
     """The documentation of a method's options (all methods when ``method`` is None)."""
     if method is None:
-        text = "\n\n".join(f"{name}\n{'=' * len(name)}\n{w.__doc__}" for name, w in WORKERS.items())
+        text = "\n\n".join(f"{name}\n{'=' * len(name)}\n{inspect.cleandoc(w.__doc__)}"
+                           for name, w in WORKERS.items())
     else:
         if not isinstance(method, str) or method.lower() not in WORKERS:
             raise ValueError(f"Unknown solver {method!r}")
-        text = WORKERS[method.lower()].__doc__
+        text = inspect.cleandoc(WORKERS[method.lower()].__doc__)
     if disp:
         print(text)
         return None

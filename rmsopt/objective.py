@@ -42,6 +42,9 @@ def scalar_value(f):
 
 def host_gradient(g, shape, dtype):
     """``jac``'s value as a fresh host array of ``dtype``, or a clear error."""
+    if g is None:
+        raise TypeError(f"jac returned None; it must return the gradient, an array of shape "
+                        f"{shape} (the shape of x)")
     g = np.asarray(g)
     if g.shape != shape:
         raise ValueError(f"jac returned an array of shape {g.shape}; expected {shape} "
@@ -180,6 +183,8 @@ class Objective:
                 np.copyto(out, g)
                 return out
             return g
+        if g is None:
+            host_gradient(g, x.shape, self.dtype)  # raises the error that says why
         g = np.asarray(g)
         if g.shape != x.shape or g.dtype.kind not in "fiub":
             host_gradient(g, x.shape, self.dtype)  # raises the error that says why

@@ -15,6 +15,7 @@ gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 """
 
 import contextlib
+import math
 import signal
 import threading
 from bisect import bisect_right
@@ -64,6 +65,8 @@ def _sparse_rows(rows, grad, a, param, dtype):
     """Checked ``(rows, grad)`` for :meth:`Optimizer.step_rows`: distinct int64 rows in
     bounds and a C-contiguous ``(len(rows), width)`` gradient, duplicates summed."""
     rows = np.asarray(rows)
+    if rows.size == 0 and rows.ndim == 1:  # [] is a float array to NumPy: no rows
+        rows = rows.astype(np.int64)
     if rows.dtype.kind not in "iu" or rows.ndim != 1:
         raise ValueError(f"rows must be a 1-D array of integers, got dtype {rows.dtype} and "
                          f"shape {rows.shape}")
@@ -177,6 +180,7 @@ class Optimizer:
         # the step count, incremented by the CPU kernel in the call that applies the step
         self._count = np.zeros(1, dtype=np.int64)
         self._kernel_counts = self._backend == "cpu"
+        self._nonfinite, self.skipped = "apply", 0
         self._lock = threading.Lock()
         self._configure()
         initial = self.rule.initial(self._hyper)
@@ -242,6 +246,45 @@ class Optimizer:
     @t.setter
     def t(self, value):
         self._count[0] = value
+
+    NONFINITE = ("apply", "skip", "raise")
+
+    @property
+    def nonfinite(self):
+        """What :meth:`step` and :meth:`step_rows` do with a gradient holding NaN or inf.
+
+        ``"apply"`` (the default, as PyTorch): the step is taken and the NaN or inf
+        spreads into the parameters. ``"skip"`` (optax's ``apply_if_finite``): the
+        step is not taken (parameters, state and ``t`` unchanged) and
+        :attr:`skipped` counts it. ``"raise"``: a ``FloatingPointError``, nothing
+        changed. The test is the gradient's global norm (one pass, no copy), so a
+        finite gradient whose norm exceeds the float64 range counts as non-finite.
+        """
+        return self._nonfinite
+
+    @nonfinite.setter
+    def nonfinite(self, value):
+        if not isinstance(value, str) or value not in self.NONFINITE:
+            raise ValueError(f"Invalid nonfinite value: {value!r}; expected one of "
+                             f"{', '.join(map(repr, self.NONFINITE))}")
+        self._nonfinite = value
+
+    def _refuse_nonfinite(self, grads, layout=None):
+        """True if the step must be skipped (``nonfinite="skip"``); raises for ``"raise"``."""
+        if self._nonfinite == "apply":
+            return False
+        if self._cuda and layout is None:  # device gradients (step_rows' are on the host)
+            finite = all(_backend.cuda_kernels().all_finite(g) for g in grads)
+        else:
+            finite = math.isfinite(_backend.global_norm(self._backend, layout or self._layout,
+                                                        grads))
+        if finite:
+            return False
+        if self._nonfinite == "raise":
+            raise FloatingPointError("the gradient holds NaN or inf; the step was not taken "
+                                     "(nonfinite='raise')")
+        self.skipped += 1
+        return True
 
     @property
     def hyper(self):
@@ -348,7 +391,8 @@ class Optimizer:
             grads = self._grad_arrays(grad)
             lr = self.rate(lr)
             self._check_writeable()
-            self._update(grads, lr)
+            if not self._refuse_nonfinite(grads):
+                self._update(grads, lr)
 
     @property
     def schedule(self):
@@ -448,10 +492,12 @@ class Optimizer:
         rows, g = _sparse_rows(rows, grad, a, param, self._dtype)
         lr = self.rate(lr)
         self._check_writeable()
+        flat = [g.reshape(-1)]
+        if self._refuse_nonfinite(flat, _backend.Layout(flat)):
+            return
         t = self.t + 1
         gscale = 1.0
         if self._hyper["clip_norm"] is not None:
-            flat = [g.reshape(-1)]
             norm = _backend.global_norm(self._backend, _backend.Layout(flat), flat)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         c, h = self._host_scalars(t, lr, gscale)

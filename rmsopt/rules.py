@@ -39,14 +39,35 @@ from numba import njit
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
 
 Common = namedtuple("Common", "maximize clip_value clip_norm weight_decay")
-CommonScalars = namedtuple("CommonScalars", "gscale clip neg_clip wd decay")
+CommonScalars = namedtuple("CommonScalars", "gscale gscale_pow2 clip neg_clip wd decay")
+
+# clip_norm's scale below this is applied as (s * 2**100) * 2**-100: in float32 it would
+# otherwise be subnormal (few significant bits) before it meets the gradient.
+SPLIT_BELOW, SPLIT_POWER = 2.0 ** -100, 2.0 ** 100
+
+
+@njit(inline="always")
+def split_scale(s):
+    r"""``(m, q)`` with :math:`s = m q`, ``q`` a power of two: the clip scale as two factors.
+
+    A gradient of huge norm (float32 elements near 3e38, millions of them) has
+    a clip scale :math:`s` far below float32's smallest normal number (1.2e-38);
+    rounded to float32 it keeps only a few significant bits. :math:`m = s \cdot
+    2^{100}` is a normal float32 and :math:`q = 2^{-100}` is exact, so
+    :math:`(g m) q` rounds once, as :math:`g s` computed exactly would, and for
+    :math:`s \ge 2^{-100}` (the usual case, ``q = 1``) gives the same bits as
+    :math:`g s`. ``m <= 1``: :math:`g m` cannot overflow.
+    """
+    if s < SPLIT_BELOW:
+        return s * SPLIT_POWER, 1.0 / SPLIT_POWER
+    return s, 1.0
 
 
 @njit(inline="always")
 def prepare_gradient(p, g, c, f):
     """Clip, negate (maximize) and add L2 weight decay to one gradient element."""
     if f.clip_norm:
-        g = g * c.gscale
+        g = g * c.gscale * c.gscale_pow2
     if f.clip_value:  # written with comparisons so that NaN passes through
         if g > c.clip:
             g = c.clip

@@ -648,3 +648,21 @@ def test_readme_gpu_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for block in GPU_BLOCKS:
         exec(compile(block, "README.md[GPU]", "exec"), {})
+
+
+@needs_cuda
+def test_nonfinite_skip_and_raise_on_the_device():
+    d = to_device(np.ones(5))
+    opt = rmsopt.RMSprop(d, lr=0.1, momentum=0.5)
+    opt.step(to_device(np.ones(5)))
+    before = d.copy_to_host(), opt.state["nu"].copy_to_host(), opt.t
+    opt.nonfinite = "skip"
+    opt.step(to_device(np.array([1.0, np.inf, 1.0, 1.0, 1.0])))
+    assert opt.skipped == 1 and opt.t == before[2]
+    np.testing.assert_array_equal(d.copy_to_host(), before[0])
+    np.testing.assert_array_equal(opt.state["nu"].copy_to_host(), before[1])
+    opt.nonfinite = "raise"
+    with pytest.raises(FloatingPointError):
+        opt.step(to_device(np.full(5, np.nan)))
+    opt.step(to_device(np.ones(5)))
+    assert opt.t == 2

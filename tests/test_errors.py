@@ -308,3 +308,56 @@ def test_load_into_read_only_parameters_changes_nothing():
         opt.load_state_dict(d)
     assert (opt.hyper, opt.t, {k: v.tobytes() for k, v in opt.state.items()},
             x.tobytes()) == before
+
+
+def test_messages_say_what_went_wrong():
+    """jac returning None says None (not "shape ()"); no rows at all is a valid (empty)
+    sparse step, whatever dtype NumPy gives ``[]``."""
+    for jac in ((lambda x: None), True):
+        fun = (lambda x: (float(x @ x), None)) if jac is True else (lambda x: float(x @ x))
+        with pytest.raises(TypeError, match="jac returned None"):
+            rmsopt.minimize(fun, np.ones(2), jac=jac)
+    E = np.ones((4, 2))
+    opt = rmsopt.SGD(E, lr=0.1)
+    opt.step_rows([], np.ones((0, 2)))
+    assert opt.t == 1 and (E == 1).all()
+    with pytest.raises(ValueError, match="rows must be a 1-D array of integers"):
+        opt.step_rows([0.5], np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_nonfinite_gradients_applied_skipped_or_refused(backend):
+    """torch's behaviour by default (the NaN spreads); optax's apply_if_finite as "skip"
+    (nothing changes, the step is counted in ``skipped``); "raise" changes nothing either."""
+    bad = np.array([1.0, np.nan, 1.0])
+    x = np.ones(3)
+    opt = R(x, lr=0.1, momentum=0.9, backend=backend)
+    opt.step(np.ones(3))
+    before = x.tobytes(), {k: v.tobytes() for k, v in opt.state.items()}, opt.t
+    assert opt.nonfinite == "apply"
+    for mode in ("skip", "raise"):
+        opt.nonfinite = mode
+        for g in (bad, np.array([np.inf, 0.0, 0.0])):
+            if mode == "raise":
+                with pytest.raises(FloatingPointError, match="NaN or inf"):
+                    opt.step(g)
+            else:
+                opt.step(g)
+            assert (x.tobytes(), {k: v.tobytes() for k, v in opt.state.items()},
+                    opt.t) == before
+    assert opt.skipped == 2
+    opt.nonfinite = "skip"
+    opt.step(np.full(3, 2.0))  # a finite step is taken as usual
+    assert opt.t == 2 and opt.skipped == 2
+    E = np.ones((4, 3))
+    rows = R(E, lr=0.1, backend=backend)
+    rows.nonfinite = "skip"
+    rows.step_rows([1], bad[None, :])
+    assert rows.t == 0 and rows.skipped == 1 and (E == 1).all()
+    opt.nonfinite = "apply"
+    with np.errstate(invalid="ignore"):
+        opt.step(bad)
+    assert np.isnan(x[1]) and opt.t == 3
+    for value in ("ignore", None, 1):
+        with pytest.raises(ValueError, match="Invalid nonfinite value"):
+            opt.nonfinite = value

@@ -145,6 +145,9 @@ def test_show_options(method):
     # options only: not the class's own parameter `params` or its examples
     assert "params :" not in text and ">>>" not in text and "Examples" not in text
     assert "lr : " in text or "lr : default" in text
+    # each option once, the text dedented as a whole (its first line included)
+    assert sum(line.strip().startswith("lr : ") for line in text.splitlines()) == 1
+    assert text.splitlines()[2].startswith("Also a scipy custom method")
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -196,3 +196,21 @@ def test_decoupled_decay_shrinks_parameters_without_gradient():
     x = np.full(3, 2.0)
     rmsopt.AdamW(x, lr=0.1, weight_decay=0.5).step(np.zeros(3))
     np.testing.assert_allclose(x, 2.0 * (1 - 0.1 * 0.5))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_float32_clip_norm_of_huge_gradients_keeps_full_precision(backend):
+    """|g| = 3e38 over 10^4 elements: the clip scale 1/(3e40) is subnormal in float32 (few
+    significant bits, relative error ~1e-5 when applied as one factor); split into a normal
+    factor and an exact power of two, the clipped gradient is exact to float32 rounding."""
+    n = 10_000
+    x = np.zeros(n, np.float32)
+    g = np.full(n, 3e38, np.float32)
+    opt = rmsopt.SGD(x, lr=1.0, clip_norm=1.0, backend=backend)
+    opt.step(g)
+    exact = -1.0 / np.sqrt(n)  # every element of the clipped gradient is 1/sqrt(n)
+    np.testing.assert_allclose(x.astype(np.float64), exact, rtol=3e-7)
+    # the usual scales are applied exactly as before: one rounding of g * s
+    y = np.zeros(3, np.float32)
+    rmsopt.SGD(y, lr=1.0, clip_norm=1.0, backend=backend).step(np.float32([3.0, 4.0, 0.0]))
+    np.testing.assert_array_equal(y, -np.float32([3.0, 4.0, 0.0]) * np.float32(0.2))

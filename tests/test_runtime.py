@@ -178,8 +178,8 @@ step = time.perf_counter() - start
 rng, interrupted, torn = random.Random(0), 0, 0
 for trial in range(25):
     timer = threading.Timer(rng.uniform(0.0, 2 * step), os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
     try:
+        timer.start()  # (a short delay can fire before start returns)
         while True:
             opt.step(g)
     except KeyboardInterrupt:

@@ -168,7 +168,7 @@ def _build_step(rule, flags, common, slots):
     @cuda.jit(**JIT)
     def step(paddr, gaddr, offset, tasks, s0, s1, s2, c, h, scale):
         if common.clip_norm:  # the clip factor comes from the device reduction
-            c = scalars(scale[0], c.clip, c.neg_clip, c.wd, c.decay)
+            c = scalars(scale[0], scale[1], c.clip, c.neg_clip, c.wd, c.decay)
         for t in range(cuda.blockIdx.x, tasks.shape[0], cuda.gridDim.x):
             j = tasks[t, 0]
             pa, ga, base = paddr[j], gaddr[j], offset[j]
@@ -232,7 +232,8 @@ def _build_sum_squares(lanes_n):
 
 @cuda.jit(**JIT)
 def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
-    """``scale[0]``: the clip factor of the global norm, the partials added in task order.
+    """``scale[:2]``: the clip factor of the global norm (split by
+    :func:`rmsopt.rules.split_scale`), the partials added in task order.
 
     One block of a warp (the usual path is one thread's sum, the other rare).
     If the sum of squares overflows (float64 elements above about 1.3e154, no
@@ -285,7 +286,7 @@ def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
                 total += partial[t]
             norm = m * math.sqrt(total)
     if lane == 0:
-        scale[0] = R.clip_factor(norm, clip_norm, np.float64(1))
+        scale[0], scale[1] = R.split_scale(R.clip_factor(norm, clip_norm, np.float64(1)))
 
 
 @cuda.jit(**JIT)
@@ -518,7 +519,7 @@ def step_function(rule, flags, common, slots, layout, dtype, state, clip_norm):
     kernel = step_kernel(rule.kernel, flags, common, slots)
     reduce = sum_squares_kernel(layout.lanes)
     gaddr = _Addresses(len(layout.size))
-    scale = cuda.to_device(np.ones(1, dtype=dtype))
+    scale = cuda.to_device(np.ones(2, dtype=dtype))
     partial = cuda.device_array(layout.tasks.shape[0], dtype=np.float64)
     clip = np.float64(clip_norm or 0.0)
     s0, s1, s2 = state
