@@ -638,6 +638,8 @@ class RMSprop(Optimizer):
         arrays together) to global L2 norm at most ``clip_norm``. The norm is
         computed in float64 without overflow and with the same bits for any
         thread count; a NaN anywhere makes every element NaN (as PyTorch).
+        With both, the norm of the raw gradient scales it first, then each
+        element is clipped (``clip_grad_norm_`` then ``clip_grad_value_``).
     convention : {None, "torch", "keras", "optax", "tf1"}
         Preset of defaults reproducing that library (table in :mod:`rmsopt.hyper`).
     backend : {"auto", "cpu", "numpy", "cuda"}

@@ -24,6 +24,7 @@ CONFIGS = [
     ("rmsprop-maximize", R, dict(lr=0.01, maximize=True)),
     ("rmsprop-clip-value", R, dict(lr=0.01, clip_value=0.5)),
     ("rmsprop-clip-norm", R, dict(lr=0.01, clip_norm=1.0)),
+    ("rmsprop-clip-norm-and-value", R, dict(lr=0.01, clip_norm=1.0, clip_value=0.3)),
     ("rmsprop-torch", R, dict(convention="torch")),
     ("rmsprop-keras", R, dict(convention="keras", momentum=0.9, centered=True)),
     ("rmsprop-tf1", R, dict(convention="tf1", momentum=0.5)),

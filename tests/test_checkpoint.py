@@ -348,3 +348,68 @@ def test_save_cleans_temporaries_left_by_a_killed_save(tmp_path):
     assert not stale.exists() and live.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [path.name, live.name, other.name])
+
+
+def _drop(key):
+    return lambda d: d.pop(key)
+
+
+# (mutation of a valid state dict, message regex): every branch of checkpoint.validate
+VALIDATION = [
+    (lambda d: d.update(format="other"), "unsupported checkpoint format 'other'"),
+    (lambda d: d.update(version=2), "unsupported checkpoint format .* version 2"),
+    (_drop("t"), "lacks t"),
+    (_drop("state"), "lacks state"),
+    (lambda d: d.update(optimizer="Adam"), "for optimizer 'Adam'"),
+    (lambda d: d.update(rule="adam"), "for rule 'adam'"),
+    (lambda d: d.update(dtype="float32"), "for dtype 'float32'"),
+    (lambda d: d.update(shapes=[[4]]), "shapes"),
+    (lambda d: d.update(t=True), "step count"),
+    (lambda d: d.update(t=1.0), "step count"),
+    (lambda d: d.update(hyper=[1]), "hyperparameters are not a dict"),
+    (lambda d: d["hyper"].pop("eps"), "lack eps"),
+    (lambda d: d.update(params=[]), "has 0 parameter arrays, expected 1"),
+    (lambda d: d.update(params=np.zeros(3)), "params must be a list"),
+    (lambda d: d.update(params=[np.zeros(3, np.float32)]), "parameter 0 is not a float64"),
+    (lambda d: d.update(params=[np.zeros(4)]), "parameter 0 is not a float64 array of shape"),
+    (lambda d: d["state"].update(nu=d["state"]["nu"].astype(np.float32)),
+     "state 'nu' is not a float64 array"),
+    (lambda d: d["state"].update(nu=[0.0, 0.0, 0.0]), "state 'nu' is not a float64 array"),
+    (lambda d: d["state"]["buf"].__setitem__(0, np.nan), "state 'buf' contains NaN"),
+    (lambda d: d["params"][0].__setitem__(0, np.inf), "parameter 0 contains NaN or inf"),
+]
+
+
+@pytest.mark.parametrize("mutate,match", VALIDATION)
+def test_every_validation_branch_refuses_and_changes_nothing(mutate, match):
+    src = rmsopt.RMSprop(np.ones(3), momentum=0.5)
+    src.step(np.ones(3))
+    d = src.state_dict()
+    mutate(d)
+    x = np.zeros(3)
+    target = rmsopt.RMSprop(x, momentum=0.5)
+    with pytest.raises(ValueError, match=match):
+        target.load_state_dict(d)
+    assert target.t == 0 and (x == 0).all() and (target.state["nu"] == 0).all()
+
+
+def test_file_members_must_match_the_header(tmp_path):
+    opt = rmsopt.RMSprop(np.ones(3), momentum=0.5)
+    path = tmp_path / "c.npz"
+    opt.save(path)
+    target = rmsopt.RMSprop(np.zeros(3), momentum=0.5)
+
+    def without_buf(a):
+        a.pop("state_buf")
+        return a
+
+    for name, kw, match in (
+            ("missing", dict(members=without_buf), "members do not match its header"),
+            ("extra", dict(members=lambda a: dict(a, state_mu=a["state_nu"])),
+             "members do not match its header"),
+            ("slots", dict(header=lambda h: dict(h, state_slots="nu")), "state_slots"),
+            ("dtype", dict(header=lambda h: dict(h, dtype="no-such-type")), "dtype"),
+            ("sha", dict(header=lambda h: dict(h, sha256=[])), "do not match its header")):
+        with pytest.raises(ValueError, match=match):
+            target.load(_rewrite(path, tmp_path / f"{name}.npz", **kw))
+    assert target.t == 0 and (target.params == 0).all()

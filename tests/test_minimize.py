@@ -583,3 +583,36 @@ def test_front_door_messages_for_common_slips():
     assert rmsopt.Adam(X0.copy(), betas=np.array([0.8, 0.99])).hyper["beta1"] == 0.8
     cosine = rmsopt.schedules.cosine(1e-2, 100)
     assert "lr=cosine(lr=0.01, period=100" in repr(rmsopt.RMSprop(X0.copy(), lr=cosine))
+
+
+def _stop(intermediate_result):
+    raise StopIteration
+
+
+def test_success_is_true_exactly_for_the_successful_statuses():
+    """gtol (0), ftol (2) and completed epochs (5) succeed; maxiter (1), non-finite (3),
+    interrupt (4) and a callback's StopIteration (99) do not."""
+    from rmsopt.problems import linear_data, mse
+
+    runs = {
+        0: dict(options={"lr": 0.1, "gtol": 1e-3, "maxiter": 5000}),
+        1: dict(options={"lr": 1e-3, "maxiter": 3}),
+        2: dict(options={"lr": 1e-3, "ftol": 1e-1, "maxiter": 5000}),
+        3: dict(fun=lambda x: (np.inf if x[0] < 0.99 else quad(x)), options={"lr": 1e-3}),
+        99: dict(callback=_stop, options={"lr": 1e-3}),
+    }
+    for status, kw in runs.items():
+        res = rmsopt.minimize(kw.get("fun", quad), X0, jac=quad_grad,
+                              callback=kw.get("callback"), options=kw["options"])
+        assert res.status == status and res.success == (status in (0, 2)), (status, res)
+    X, y = linear_data(64)
+    res = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=True,
+                          options={"lr": 1e-2, "batch_size": 16, "epochs": 2, "seed": 0})
+    assert res.status == 5 and res.success
+
+    def interrupting(x):
+        raise KeyboardInterrupt
+
+    res = rmsopt.minimize(quad, X0, jac=lambda x: interrupting(x) if x[0] != X0[0]
+                          else quad_grad(x), options={"lr": 1e-3})
+    assert res.status == 4 and not res.success

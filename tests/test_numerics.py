@@ -76,6 +76,19 @@ def test_centered_constant_gradient_10000_steps_stays_finite(dtype, momentum):
     assert np.isfinite(x).all() and np.isfinite(opt.state["mu"]).all()
     nu, mu = opt.state["nu"], opt.state["mu"]
     assert (nu - mu * mu < 0).any(), "the clamp was never needed: the test lost its point"
+    # the clamp itself: where the next variance is negative it is taken as 0 (not |var|),
+    # so that step is lr * g / eps exactly (computed here in the dtype, as the kernel does)
+    rho, one = dtype(0.99), dtype(1)
+    nu1 = rho * nu + (one - rho) * (g * g)
+    mu1 = rho * mu + (one - rho) * g
+    clamped = nu1 - mu1 * mu1 < 0
+    assert clamped.any()
+    before, buf = x.copy(), (opt.state["buf"].copy() if momentum else None)
+    opt.step(g)
+    d = g / (np.sqrt(np.maximum(nu1 - mu1 * mu1, dtype(0))) + dtype(1e-8))
+    if momentum:
+        d = dtype(momentum) * buf + d
+    np.testing.assert_array_equal(x[clamped], (before - dtype(1e-6) * d)[clamped])
 
 
 @pytest.mark.parametrize("name,cls,kwargs", CONFIGS, ids=IDS)
@@ -214,3 +227,13 @@ def test_float32_clip_norm_of_huge_gradients_keeps_full_precision(backend):
     y = np.zeros(3, np.float32)
     rmsopt.SGD(y, lr=1.0, clip_norm=1.0, backend=backend).step(np.float32([3.0, 4.0, 0.0]))
     np.testing.assert_array_equal(y, -np.float32([3.0, 4.0, 0.0]) * np.float32(0.2))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_clip_norm_scales_first_then_clip_value_clips(backend):
+    """g = (3, 4), clip_norm 1: scaled to (0.6, 0.8), then clip_value 0.7 gives (0.6, 0.7).
+    The other order would clip to (0.7, 0.7), whose norm 0.99 leaves it unscaled."""
+    x = np.zeros(2)
+    rmsopt.SGD(x, lr=1.0, clip_norm=1.0, clip_value=0.7, backend=backend).step(
+        np.array([3.0, 4.0]))
+    np.testing.assert_allclose(x, [-0.6, -0.7], rtol=1e-15)

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -16,7 +17,46 @@ def test_readme_has_examples():
     assert len(BLOCKS) >= 3
 
 
+def _x(ns):
+    return np.asarray(ns["res"].x)
+
+
+# What each block (found by a phrase of its code) prints or says it does, checked on the
+# variables it leaves and on its output.
+CHECKS = {
+    "method=rmsopt.methods.rmsprop": lambda ns, out, d: (
+        ns["res"].status == 1 and ns["res"].nit == 20000 and np.abs(_x(ns) - 1).max() < 1e-3),
+    '"batch_size": 64': lambda ns, out, d: (   # "close to [4, 3]"
+        ns["res"].status == 5 and np.abs(_x(ns) - [4, 3]).max() < 1e-2
+        and ns["res"].epochs == 20 and ns["res"].steps == 640),
+    "exponential(1e-3, 0.9999)": lambda ns, out, d: (  # "[1. 1.] 132917 0"
+        "[1. 1.] 132917 0" in out and ns["res"].success),
+    'opt.save("run.npz")': lambda ns, out, d: (
+        ns["opt"].t == 2000 and np.abs(ns["w"] - 1).max() < 0.05 and (d / "run.npz").exists()),
+    "step_rows(rows": lambda ns, out, d: (  # "only rows 7 and 42 moved"
+        ns["opt"].t == 1 and set(np.flatnonzero(ns["E"].any(axis=1))) == {7, 42}),
+    "rmsopt.plot.save": lambda ns, out, d: (
+        (d / "convergence.png").stat().st_size > 0 and (d / "paths.png").stat().st_size > 0),
+    "dask.array as da": lambda ns, out, d: (
+        out.startswith("Array True") and ns["res"].status == 1 and ns["opt"].t == 10),
+}
+
+
+def test_every_example_has_a_check():
+    for block in BLOCKS:
+        assert sum(key in block for key in CHECKS) == 1, block[:200]
+
+
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index, tmp_path, monkeypatch, capsys):
+def test_readme_example_runs_and_does_what_it_says(index, tmp_path, monkeypatch, capsys):
+    block = BLOCKS[index]
+    if "dask" in block:
+        pytest.importorskip("dask")
+    if "rmsopt.plot" in block:
+        pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
-    exec(compile(BLOCKS[index], f"README.md[{index}]", "exec"), {})
+    namespace = {}
+    exec(compile(block, f"README.md[{index}]", "exec"), namespace)
+    out = capsys.readouterr().out
+    check = next(f for key, f in CHECKS.items() if key in block)
+    assert check(namespace, out, tmp_path), out[-2000:]
