@@ -632,7 +632,7 @@ def _run(name, fun, x0, args, jac, bounds, callback, options):
     compiled_mode = loop.pop("compiled")
     backend = _backend.resolve(hyper_kwargs.get("backend", "auto"), x0)
     hyper_kwargs["backend"] = backend
-    device = _backend.cuda_kernels().DeviceArrays if backend == "cuda" else None
+    device = _backend.cuda_kernels().DeviceArrays() if backend == "cuda" else None
     x = as_x0(x0 if device is None else device.host_copy(x0, "x0"))
     if device is not None:
         x = device.to_device(x)  # x0 is checked on the host once; x then stays on the device

@@ -42,6 +42,11 @@ def scalar_value(f):
 
 def host_gradient(g, shape, dtype):
     """``jac``'s value as a fresh host array of ``dtype``, or a clear error."""
+    return checked_gradient(g, shape).astype(dtype, copy=True)
+
+
+def checked_gradient(g, shape):
+    """``jac``'s value as a host array (not a copy) of the shape of x, or a clear error."""
     if g is None:
         raise TypeError(f"jac returned None; it must return the gradient, an array of shape "
                         f"{shape} (the shape of x)")
@@ -51,7 +56,7 @@ def host_gradient(g, shape, dtype):
                          "(the shape of x)")
     if g.dtype.kind not in "fiub":
         raise TypeError(f"jac must return a real array, got dtype {g.dtype}")
-    return g.astype(dtype, copy=True)
+    return g
 
 
 def _owner(a):

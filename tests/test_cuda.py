@@ -666,3 +666,32 @@ def test_nonfinite_skip_and_raise_on_the_device():
         opt.step(to_device(np.full(5, np.nan)))
     opt.step(to_device(np.ones(5)))
     assert opt.t == 2
+
+
+@needs_cuda
+def test_the_device_loop_allocates_nothing_per_iteration(monkeypatch):
+    """Device allocations during minimize do not grow with the iterations: the gradient
+    buffers, the reductions' scratch and the kept iterates are allocated once per run."""
+    from numba import cuda
+
+    calls = []
+    for name in ("device_array", "device_array_like", "to_device"):
+        real = getattr(cuda, name)
+        monkeypatch.setattr(cuda, name, lambda *a, _real=real, _name=name, **k: (
+            calls.append(_name), _real(*a, **k))[1])
+    grad = cuda.device_array(64, dtype=np.float64)
+
+    def jac(x):  # a function that reuses its gradient buffer, as device code does
+        grad.copy_to_device(x)
+        return grad
+
+    def run(maxiter, **options):
+        x0 = cuda.to_device(np.linspace(-1.0, 1.0, 64))
+        del calls[:]
+        rmsopt.minimize(lambda x: 0.5 * float((x.copy_to_host() ** 2).sum()), x0, jac=jac,
+                        bounds=[(-0.5, 0.5)] * 64,
+                        options={"lr": 1e-2, "maxiter": maxiter, "gtol": 0.0, **options})
+        return len(calls)
+
+    assert run(3) == run(30)
+    assert run(3, momentum=0.9, clip_norm=1.0) == run(30, momentum=0.9, clip_norm=1.0)

@@ -617,8 +617,17 @@ class DeviceArrays:
     """The array operations of :func:`rmsopt.minimize`'s loop on 1-D device arrays.
 
     The host loop (:class:`rmsopt.minimize.TwoBuffers`) does the same on NumPy
-    arrays; results are the same (max and clip are exact operations).
+    arrays; results are the same (max and clip are exact operations). One
+    instance per run: its scratch buffers (the reductions' partials and flags,
+    two gradient buffers used in turn) are allocated by the first call that
+    needs them, so that the iterations allocate nothing on the device.
     """
+
+    def __init__(self):
+        self._norm = None  # (partial, out) of grad_norm
+        self._flag = None  # equal's difference flag
+        self._zero = np.zeros(1, dtype=np.int32)
+        self._grads, self._turn = [], 0
 
     @staticmethod
     def to_device(a, dtype=None):
@@ -641,24 +650,26 @@ class DeviceArrays:
     def assign(dst, src):
         dst.copy_to_device(src)
 
-    @staticmethod
-    def equal(a, b):
+    def equal(self, a, b):
         if a.shape != b.shape:
             return False
-        flag = cuda.to_device(np.zeros(1, dtype=np.int32))
-        _find_difference[_elementwise_grid(a.shape[0])](a, b, flag)
-        return not flag.copy_to_host()[0]
+        if self._flag is None:
+            self._flag = cuda.device_array(1, dtype=np.int32)
+        self._flag.copy_to_device(self._zero)
+        _find_difference[_elementwise_grid(a.shape[0])](a, b, self._flag)
+        return not self._flag.copy_to_host()[0]
 
     @staticmethod
     def clip(x, bounds):
         _clip_into[_elementwise_grid(x.shape[0])](x, bounds[0], bounds[1])
 
-    @staticmethod
-    def grad_norm(x, g, bounds):
+    def grad_norm(self, x, g, bounds):
         """Max-norm of the gradient (projected onto the bounds), reduced on the device."""
         blocks, threads = _elementwise_grid(x.shape[0])
-        partial = cuda.device_array(blocks, dtype=np.float64)
-        out = cuda.device_array(1, dtype=np.float64)
+        if self._norm is None or self._norm[0].shape[0] != blocks:
+            self._norm = (cuda.device_array(blocks, dtype=np.float64),
+                          cuda.device_array(1, dtype=np.float64))
+        partial, out = self._norm
         lb, ub = bounds if bounds is not None else (x, x)
         _max_abs_kernel(threads)[blocks, threads](x, g, lb, ub, bounds is not None, partial)
         _max_of[1, 1](partial, out)
@@ -671,13 +682,23 @@ class DeviceArrays:
             f = as_device_view(_describe(f, "the objective's value", "takes")).copy_to_host()
         return convert(f)
 
-    @staticmethod
-    def gradient(g, x, dtype):
-        """``jac``'s value as a fresh device array of ``dtype`` (a host array is copied over)."""
-        if not is_device_array(g):
-            from ..objective import host_gradient
+    def _buffer(self, x):
+        """The next of this object's two gradient buffers (the previous gradient survives
+        the next evaluation, as the loop needs)."""
+        if not self._grads:
+            self._grads = [cuda.device_array(x.shape, dtype=x.dtype) for _ in range(2)]
+        self._turn ^= 1
+        return self._grads[self._turn]
 
-            return cuda.to_device(host_gradient(g, x.shape, dtype))
+    def gradient(self, g, x, dtype):
+        """``jac``'s value in one of this object's device buffers of ``dtype`` (a host array is
+        copied over; a device array copied on the device, since ``jac`` may reuse it)."""
+        if not is_device_array(g):
+            from ..objective import checked_gradient
+
+            out = self._buffer(x)
+            out.copy_to_device(np.ascontiguousarray(checked_gradient(g, x.shape), dtype=dtype))
+            return out
         arr = _describe(g, "the gradient from jac", "takes")
         if arr.shape != tuple(x.shape):
             raise ValueError(f"jac returned an array of shape {arr.shape}; expected "
@@ -688,4 +709,6 @@ class DeviceArrays:
         if not arr.contiguous:
             raise ValueError("jac returned a non-contiguous device array")
         _synchronize(arr)
-        return DeviceArrays.copy(as_device_view(arr))
+        out = self._buffer(x)
+        out.copy_to_device(as_device_view(arr))
+        return out
