@@ -1,5 +1,12 @@
 """Property-based checks (hypothesis): kernels vs the NumPy reference over random variants and
-values, invariants, and save/load inside a stateful run. HYPOTHESIS_PROFILE=long for a deep search."""
+values, invariants, and save/load inside a stateful run. HYPOTHESIS_PROFILE=long for a deep search.
+
+The oracle is :class:`rmsopt._kernels.reference.Reference`: it derives every per-step scalar
+(lr, 1 - rho, bias corrections, Adam's step size, AdaGrad's decay, the decoupled-decay factor,
+the clip scale) from the optimizer's hyperparameter dict itself, so a mistake in
+``rmsopt.hyper``'s scalars or in ``rmsopt.rules.clip_factor`` fails these properties (see
+``test_a_mistake_in_the_host_scalars_is_caught``).
+"""
 
 import tempfile
 import warnings
@@ -7,6 +14,7 @@ from unittest import mock
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -63,6 +71,11 @@ def problems(draw, with_specials=True):
     return dtype, x0, grads
 
 
+# Most arrays of problems() hold a NaN or an inf, whose clip scale is NaN or 0 whatever its formula:
+# the kernel-vs-reference properties draw finite gradients half the time.
+mixed_problems = st.one_of(problems(), problems(with_specials=False))
+
+
 def cpu_norm(grads):
     """The CPU kernel's global norm of a list of 1-D gradients."""
     layout = _backend.Layout(grads)
@@ -70,25 +83,37 @@ def cpu_norm(grads):
                            parallel=False)
 
 
-def both_backends(cls, kwargs, x0, grads):
-    """Run the CPU kernel and the NumPy reference from the same start.
+def kernel_and_reference(cls, kwargs, x0, grads):
+    """Run the CPU kernel and the NumPy reference (its own scalars) from the same start.
 
-    The global norm (clip_norm) is the one quantity the two compute in a different
-    summation order; :func:`test_global_norm_kernel_equals_reference` bounds that
-    difference. Here the reference step is given the kernel's norm, so that all the
-    rest (scale, clipping, rule) is compared bit for bit.
+    Two quantities are rounded differently by design, and each is bounded by a property of
+    its own: the global norm of clip_norm (summation order,
+    :func:`test_global_norm_kernel_equals_reference`) and the product of a gradient with the
+    clip scale (exact in the reference, the scale rounded to the dtype in the kernels,
+    :func:`test_clipping_kernel_equals_exact_reference`). Here the reference is given the
+    kernel's norm and applies its own scale as the kernels do, so that everything else (the
+    scale's formula, every other scalar, clipping, the rule) is compared bit for bit.
     """
-    out = []
-    for backend in ("cpu", "numpy"):
-        x = x0.copy()
-        opt = cls(x, backend=backend, **kwargs)
-        with warnings.catch_warnings(), np.errstate(all="ignore"), \
-                mock.patch.object(reference, "global_norm", cpu_norm):
-            warnings.simplefilter("ignore")
-            for g in grads:
-                opt.step(g)
-        out.append((x, opt.state))
-    return out
+    x = x0.copy()
+    opt = cls(x, backend="cpu", **kwargs)
+    ref = reference.Reference(opt.rule.name, opt.hyper, x0, scale_as_kernels=True)
+    with warnings.catch_warnings(), np.errstate(all="ignore"), \
+            mock.patch.object(reference, "global_norm", cpu_norm):
+        warnings.simplefilter("ignore")
+        for g in grads:
+            opt.step(g)
+            ref.step(g)
+    assert ref.t == opt.t
+    return (x, opt.state), (ref.params[0].reshape(x0.shape), ref.flat_state())
+
+
+def assert_same(kernel, ref, dtype=None):
+    (x1, s1), (x2, s2) = kernel, ref
+    np.testing.assert_array_equal(x1, x2)  # NaN == NaN here
+    assert set(s1) == set(s2)
+    for k in s2:
+        np.testing.assert_array_equal(s1[k], s2[k], err_msg=k)
+        assert dtype is None or s1[k].dtype == dtype
 
 
 @given(problems())
@@ -112,23 +137,70 @@ def test_global_norm_kernel_equals_reference(problem):
         np.testing.assert_allclose(kernel, ref, rtol=(n + 5) * 2.0**-53, atol=0)
 
 
-@given(problems(), rmsprop_kwargs())
+@given(mixed_problems, rmsprop_kwargs())
 def test_rmsprop_kernel_equals_reference_bitwise(problem, kwargs):
     dtype, x0, grads = problem
-    (x1, s1), (x2, s2) = both_backends(rmsopt.RMSprop, kwargs, x0, grads)
-    np.testing.assert_array_equal(x1, x2)  # NaN == NaN here
-    for k in s2:
-        np.testing.assert_array_equal(s1[k], s2[k])
-        assert s1[k].dtype == dtype
+    assert_same(*kernel_and_reference(rmsopt.RMSprop, kwargs, x0, grads), dtype)
 
 
-@given(problems(), OTHERS)
+@given(mixed_problems, OTHERS)
 def test_other_kernels_equal_reference_bitwise(problem, config):
     dtype, x0, grads = problem
-    (x1, s1), (x2, s2) = both_backends(*config, x0, grads)
-    np.testing.assert_array_equal(x1, x2)
-    for k in s2:
-        np.testing.assert_array_equal(s1[k], s2[k])
+    assert_same(*kernel_and_reference(*config, x0, grads))
+
+
+@given(mixed_problems, st.sampled_from(CLIP_NORMS), st.sampled_from([None, 0.5, 1e3]),
+       st.booleans())
+def test_clipping_kernel_equals_exact_reference(problem, clip_norm, clip_value, maximize):
+    """The prepared gradient, kernel (own norm, scale rounded to the dtype) vs the reference
+    (``np.linalg.norm``, the exactly rounded ``g * scale``): within one rounding of the
+    dtype (two, with the scale's) plus the norms' (n + 5) u (see above), or two subnormal units.
+
+    Seen through SGD with lr = 1 from zero, where the step ``0 - 1 * g`` is exact.
+    """
+    dtype, _, grads = problem
+    kwargs = dict(lr=1.0, clip_norm=clip_norm, clip_value=clip_value, maximize=maximize)
+    x = np.zeros_like(grads[0])
+    opt = rmsopt.SGD(x, backend="cpu", **kwargs)
+    ref = reference.Reference("sgd", opt.hyper, x)
+    n = x.size
+    info = np.finfo(dtype)
+    for g in grads:
+        x[...] = 0
+        ref.params = [np.zeros(n, dtype)]
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            opt.step(g)
+            ref.step(g)
+        np.testing.assert_allclose(x.reshape(-1), ref.params[0],
+                                   rtol=2 * info.eps + (n + 5) * 2.0**-53,
+                                   atol=2 * info.smallest_subnormal)
+
+
+def test_a_mistake_in_the_host_scalars_is_caught(monkeypatch):
+    """The reference does not share the host scalars: mistakes planted in them (torch's
+    ``clip_norm / (norm + 1e-6)``, Adam's bias correction one step late) make the kernels
+    disagree with it."""
+    from rmsopt import hyper
+
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal(12)
+    grads = [rng.standard_normal(12) * 3 for _ in range(3)]
+    cases = [(rmsopt.RMSprop, dict(clip_norm=1.0)), (rmsopt.Adam, dict(lr=0.01))]
+    for config in cases:  # no mistake: equal
+        assert_same(*kernel_and_reference(*config, x0, grads))
+    with monkeypatch.context() as m:
+        m.setattr(hyper, "clip_scale", lambda norm, c: 1.0 if norm <= c else c / (norm + 1e-6))
+        with pytest.raises(AssertionError):
+            assert_same(*kernel_and_reference(*cases[0], x0, grads))
+    adam = hyper.AdamRule.values
+
+    def adam_late(k, t, lr):  # lr / (1 - beta1 ** (t + 1))
+        return (lr / (1.0 - k[0] ** float(t + 1)),) + tuple(adam(k, t, lr)[1:])
+
+    monkeypatch.setattr(hyper.AdamRule, "values", staticmethod(adam_late))
+    with pytest.raises(AssertionError):
+        assert_same(*kernel_and_reference(*cases[1], x0, grads))
 
 
 @given(problems(with_specials=False), rmsprop_kwargs())

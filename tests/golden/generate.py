@@ -14,6 +14,16 @@ Sources of the numbers:
 * ``keras-*``, ``optax-*``, ``tf1-*``: each library's published update equations, written below in
   NumPy in that library's order of operations (none of them can be installed here).
 
+Clipping (``*-clip-*``). rmsopt's ``clip_norm`` is optax's ``clip_by_global_norm``:
+``g * min(1, c / ||g||)``, no epsilon. ``torch.nn.utils.clip_grad_norm_`` scales by
+``min(1, c / (||g|| + 1e-6))`` instead: where it clips, its scale is smaller by a relative
+``1e-6 / (||g|| + 1e-6)`` (here up to 3e-5, the norms falling to 0.03), so the torch clip_norm
+cases (``torch-*-clip-norm*``, torch run for real, ``clip_grad_norm_`` before each step) can only
+agree to a looser tolerance, which ``tests/test_golden.py`` sets and documents; the exact clip_norm
+cases come from optax's equations (``optax-*-clip-norm*``: ``clip_by_global_norm`` chained before
+``rmsprop`` or ``sgd``). ``clip_grad_value_`` (a clamp to ``[-v, v]``) is rmsopt's ``clip_value``
+exactly (``torch-*-clip-value``).
+
 The problem: 5 parameters, 25 steps, gradient ``A @ p - b + 0.1 * sin(3 p)`` of the current
 parameters (A symmetric positive definite), so every step depends on all earlier ones.
 """
@@ -51,7 +61,9 @@ def schedule(base):
 
 # ------------------------------------------------------------------ PyTorch, run for real
 
-def run_torch(name, kwargs, p0, grad, lrs):
+def run_torch(name, kwargs, p0, grad, lrs, clip_norm=None, clip_value=None):
+    """``torch.optim.<name>`` for ``STEPS`` steps; the gradient clipped first (by norm, then by
+    value, rmsopt's order) with ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``."""
     import torch
 
     p = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float64))
@@ -62,6 +74,10 @@ def run_torch(name, kwargs, p0, grad, lrs):
             for group in opt.param_groups:
                 group["lr"] = lrs[t]
         p.grad = torch.from_numpy(grad(p.detach().numpy().copy()))
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_([p], clip_norm)
+        if clip_value is not None:
+            torch.nn.utils.clip_grad_value_([p], clip_value)
         opt.step()
         out.append(p.detach().numpy().copy())
     return out
@@ -110,6 +126,19 @@ TORCH = [
     ("torch-adamw", "AdamW", {}, "AdamW", {}, None),
     ("torch-adamw-amsgrad", "AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True), "AdamW",
      dict(lr=0.01, weight_decay=0.1, amsgrad=True), None),
+]
+
+# The same with clipping before each step: (id, torch class, torch kwargs, clip_norm, clip_value,
+# rmsopt class, rmsopt kwargs besides the clipping). The gradient norms here fall from 0.33 to
+# 0.03 over the 25 steps and its largest element from 0.26 to 0.03: each clip is active at first
+# and not at the end (Adam's, whose norms stay near 0.32, throughout).
+TORCH_CLIP = [
+    ("torch-rmsprop-clip-value", "RMSprop", {}, None, 0.05, "RMSprop", {}),
+    ("torch-adam-clip-value", "Adam", dict(lr=0.01), None, 0.1, "Adam", dict(lr=0.01)),
+    ("torch-rmsprop-clip-norm", "RMSprop", {}, 0.05, None, "RMSprop", {}),
+    ("torch-sgd-momentum-clip-norm", "SGD", dict(lr=0.05, momentum=0.9), 0.1, None, "SGD",
+     dict(lr=0.05, momentum=0.9)),
+    ("torch-adam-clip-norm-clip-value", "Adam", dict(lr=0.01), 0.2, 0.1, "Adam", dict(lr=0.01)),
 ]
 
 
@@ -203,6 +232,56 @@ def tf1(p0, grad, lrs, decay=0.9, eps=1e-10, momentum=0.0, centered=False):
     return out
 
 
+def optax_clip_by_global_norm(g, max_norm):
+    """``optax.clip_by_global_norm`` (``optax/_src/clipping.py``): ``g_norm`` the global norm
+    (``sqrt`` of the sum of squares of all leaves); ``g`` if ``g_norm < max_norm``, else
+    ``(g / g_norm) * max_norm``. No epsilon: rmsopt's ``clip_norm``."""
+    g_norm = np.sqrt(np.sum(np.square(g)))
+    return g if g_norm < max_norm else (g / g_norm) * max_norm
+
+
+def optax_clipped(fn, clip_norm, clip_value=None):
+    """``optax.chain(clip_by_global_norm(clip_norm)[, clip(clip_value)], <fn's optimizer>)``:
+    ``fn`` run on the clipped gradient. ``optax.clip(max_delta)`` is ``clip(g, -v, v)``."""
+    def run(p0, grad, lrs, **kwargs):
+        def clipped(p):
+            g = optax_clip_by_global_norm(grad(p), clip_norm)
+            return g if clip_value is None else np.clip(g, -clip_value, clip_value)
+        return fn(p0, clipped, lrs, **kwargs)
+    return run
+
+
+def optax_sgd(p0, grad, lrs, momentum=None, nesterov=False):
+    """``optax.sgd``: ``chain(trace(momentum, nesterov), scale_by_learning_rate)``, so the lr
+    stays outside the momentum buffer (rmsopt's SGD default): ``t = g + momentum * t``, update
+    ``-lr * t`` (nesterov: ``-lr * (g + momentum * t)``)."""
+    p = p0.copy()
+    tr = np.zeros_like(p)
+    out = []
+    for lr in lrs:
+        g = grad(p)
+        u = g
+        if momentum is not None:
+            tr = g + momentum * tr
+            u = g + momentum * tr if nesterov else tr
+        p = p + -lr * u
+        out.append(p.copy())
+    return out
+
+
+# Clipped runs from optax's equations: (id, optax's chain, function, its kwargs, rmsopt optimizer,
+# rmsopt kwargs, constant lr); clip_norm 0.05 is active over the first half of the run.
+OPTAX_CLIP = [
+    ("optax-clip-norm", "clip_by_global_norm + rmsprop", optax_clipped(optax_, 0.05), {},
+     "RMSprop", dict(convention="optax", clip_norm=0.05), 1e-3),
+    ("optax-momentum-clip-norm-clip-value", "clip_by_global_norm + clip + rmsprop",
+     optax_clipped(optax_, 0.05, 0.02), dict(momentum=0.9), "RMSprop",
+     dict(convention="optax", momentum=0.9, clip_norm=0.05, clip_value=0.02), 1e-3),
+    ("optax-sgd-momentum-clip-norm", "clip_by_global_norm + sgd", optax_clipped(optax_sgd, 0.1),
+     dict(momentum=0.9), "SGD", dict(lr=0.05, momentum=0.9, clip_norm=0.1), 0.05),
+]
+
+
 # (id, function, its kwargs, rmsopt kwargs beyond the convention, base lr of a schedule or None);
 # the functions' defaults are the libraries' defaults, which the presets must supply.
 EQUATIONS = [
@@ -265,6 +344,22 @@ def cases(a, b, p0):
             yield dict(id=case_id, source=f"{fn.__name__.rstrip('_')} equations (generate.py)",
                        optimizer="RMSprop", kwargs=dict(convention=convention, **kwargs),
                        lrs=lrs, trajectory=fn(p0, grad, run_lrs, **fn_kwargs))
+    for case_id, name, torch_kwargs, clip_norm, clip_value, cls, kwargs in TORCH_CLIP:
+        kwargs = dict(kwargs, **{k: v for k, v in (("clip_norm", clip_norm),
+                                                   ("clip_value", clip_value)) if v is not None})
+        if cls == "RMSprop":
+            kwargs = dict(convention="torch", **kwargs)
+        clips = " + ".join(f for f, v in (("clip_grad_norm_", clip_norm),
+                                          ("clip_grad_value_", clip_value)) if v is not None)
+        yield dict(id=case_id, source=f"torch.nn.utils.{clips}, torch.optim.{name} "
+                                      f"(torch {torch.__version__})",
+                   optimizer=cls, kwargs=kwargs, lrs=None,
+                   trajectory=run_torch(name, torch_kwargs, p0, grad, None, clip_norm,
+                                        clip_value))
+    for case_id, chain, fn, fn_kwargs, cls, kwargs, lr in OPTAX_CLIP:
+        yield dict(id=case_id, source=f"optax equations, chain({chain}) (generate.py)",
+                   optimizer=cls, kwargs=kwargs, lrs=None,
+                   trajectory=fn(p0, grad, [lr] * STEPS, **fn_kwargs))
 
 
 def dumps(x, indent=""):
