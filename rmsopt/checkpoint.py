@@ -13,6 +13,7 @@ see :func:`save` for symlinks, modes and leftovers).
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import stat
@@ -46,7 +47,7 @@ def _is_int(v):
 def _shapes(value):
     """``value`` as a list of shapes (lists of ints >= 0), or a ValueError."""
     if not isinstance(value, (list, tuple)) or not all(
-            isinstance(s, (list, tuple)) and all(_is_int(n) and n >= 0 for n in s)
+            isinstance(s, (list, tuple)) and all(_is_int(n) and 0 <= n <= MAX_T for n in s)
             for s in value):
         raise ValueError(f"checkpoint shapes {value!r} is not a list of shapes")
     return [[int(n) for n in s] for s in value]
@@ -67,10 +68,10 @@ def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=()):
     missing = [k for k in _KEYS if k not in d]
     if missing:
         raise ValueError(f"state dict lacks {', '.join(missing)}")
-    if d["format"] != FORMAT or d["version"] != VERSION:
+    if d["format"] != FORMAT or type(d["version"]) is not int or d["version"] != VERSION:
         raise ValueError(f"unsupported checkpoint format {d['format']!r} version {d['version']!r}")
     for key, live in (("optimizer", optimizer), ("rule", rule), ("dtype", dtype)):
-        if d[key] != live:
+        if not isinstance(d[key], str) or d[key] != live:
             raise ValueError(f"checkpoint is for {key} {d[key]!r}, this optimizer has {live!r}")
     if _shapes(d["shapes"]) != shapes:
         raise ValueError(f"checkpoint parameter shapes {d['shapes']} differ from {shapes}")
@@ -86,9 +87,11 @@ def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=()):
     absent = sorted(set(hyper_keys) - set(d["hyper"]))
     if absent:
         raise ValueError(f"checkpoint hyperparameters lack {', '.join(absent)}")
-    if not isinstance(d["state"], dict):
+    if not isinstance(d["state"], dict) or not all(isinstance(k, str) for k in d["state"]):
         raise ValueError(f"checkpoint state must be a dict of slot name -> array, got "
-                         f"{type(d['state']).__name__}")
+                         f"{type(d['state']).__name__}"
+                         + (f" with keys {list(d['state'])}" if isinstance(d["state"], dict)
+                            else ""))
     params = d["params"]
     if not isinstance(params, (list, tuple)):
         raise ValueError(f"checkpoint params must be a list of arrays, got "
@@ -201,7 +204,7 @@ def _expected_members(header):
         dtype = np.dtype(header.get("dtype"))
     except TypeError:
         raise ValueError(f"its dtype {header.get('dtype')!r} is not a dtype") from None
-    n = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+    n = sum(math.prod(s) for s in shapes)
     members = {f"param_{i}": (tuple(s), dtype) for i, s in enumerate(shapes)}
     members.update({f"state_{k}": ((n,), dtype) for k in slots})
     return members

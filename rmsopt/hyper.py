@@ -37,7 +37,9 @@ What each preset reproduces, step by step to a relative 1e-9 in float64 (pinned 
   changing lr. These three keep lr inside the momentum buffer.
 
 optax's and TF1's rmsprop have no weight decay of their own; rmsopt's L2 ``weight_decay`` is an
-extension there. Clipping is not part of the golden runs.
+extension there. ``clip_norm`` is optax's ``clip_by_global_norm`` (``min(1, c / |g|)``, no
+epsilon): torch's ``clip_grad_norm_`` divides by ``|g| + 1e-6``, a relative difference of about
+``1e-6 / |g|`` (the golden torch cases with clip_norm agree to 1e-5, the optax ones to 1e-9).
 
 Names across libraries: rmsopt ``rho`` = torch ``alpha`` = keras ``rho`` =
 optax ``decay`` = TF1 ``decay``; state ``nu`` = torch ``square_avg`` = keras
@@ -79,7 +81,10 @@ def real(name, value, *, low=None, high=None, low_open=False, high_open=False):
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"Invalid {name} value: {value!r}; it must be finite") from None
     bad = not math.isfinite(value)
     if low is not None:
         bad |= value <= low if low_open else value < low
@@ -95,6 +100,26 @@ def real(name, value, *, low=None, high=None, low_open=False, high_open=False):
 
 def positive(name, value):
     return real(name, value, low=0.0, low_open=True)
+
+
+MAX_COUNT = 2 ** 62  # counts live in int64 counters (with room to add to them)
+
+
+def count(name, value, low=1):
+    """A whole number in ``[low, 2**62]`` (an int, or a float with an integral value) as an
+    int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, (int, np.integer)):
+        value = int(value)
+    else:
+        v = float(value)
+        if not (math.isfinite(v) and v.is_integer()):
+            raise ValueError(f"Invalid {name} value: {value!r}; it must be a whole number")
+        value = int(v)
+    if not low <= value <= MAX_COUNT:
+        raise ValueError(f"Invalid {name} value: {value}; it must be >= {low} and <= 2**62")
+    return value
 
 
 def unit_interval(name, value):
@@ -147,12 +172,16 @@ def below_one(name, value, dtype):
 
 POSITIVE_IN_DTYPE = ("lr", "eps", "clip_value", "clip_norm")
 UNIT_IN_DTYPE = ("rho", "momentum", "beta1", "beta2")
+# may be 0, must not overflow: the decay factor and the state's initial values
+FINITE_IN_DTYPE = ("weight_decay", "initial_scale", "initial_accumulator_value")
 
 
 def check_dtype(h, dtype):
     """Every hyperparameter of ``h`` that reaches a kernel keeps its meaning in ``dtype``."""
     for name in POSITIVE_IN_DTYPE:
         representable(name, h.get(name), dtype)
+    for name in FINITE_IN_DTYPE:
+        representable(name, h.get(name), dtype, tiny_ok=True)
     for name in UNIT_IN_DTYPE:
         below_one(name, h.get(name), dtype)
 
@@ -498,7 +527,12 @@ def _betas(o):
         return o.get("beta1"), o.get("beta2")
     if o.get("beta1") is not None or o.get("beta2") is not None:
         raise ValueError("give betas=(beta1, beta2) or beta1/beta2, not both")
-    if not isinstance(betas, (tuple, list, np.ndarray)) or np.shape(betas) != (2,):
+    if isinstance(betas, np.ndarray):
+        pair = betas.shape == (2,)
+    else:
+        pair = isinstance(betas, (tuple, list)) and len(betas) == 2 \
+            and all(np.ndim(b) == 0 for b in betas)
+    if not pair:
         raise TypeError(f"betas must be a pair (beta1, beta2), got {type(betas).__name__} "
                         f"{betas!r}")
     return tuple(betas)

@@ -20,6 +20,7 @@ only ``f`` and the gradient norm (reduced on the device) come to the host.
 
 import inspect
 import math
+import numbers
 import time
 import warnings
 
@@ -28,7 +29,7 @@ import numpy as np
 from . import _config, compiled
 from . import backend as _backend
 from . import optimizer as _opt
-from .hyper import learning_rate, real
+from .hyper import count, learning_rate, real
 from .objective import Objective
 
 METHODS = {
@@ -95,6 +96,16 @@ def _scipy_result(**fields):
     return OptimizeResult(**fields)
 
 
+def _bound(value, i, side):
+    """One side of pair ``i`` of ``bounds`` as a float (None is open: -inf or inf)."""
+    if value is None:
+        return -np.inf if side == 0 else np.inf
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"bounds[{i}] must hold real numbers or None, got "
+                        f"{type(value).__name__} {value!r}")
+    return float(value)
+
+
 def as_bounds(bounds, n, dtype):
     """``(lb, ub)`` arrays from a Bounds or a sequence of (low, high) pairs (None = open)."""
     if bounds is None:
@@ -103,22 +114,34 @@ def as_bounds(bounds, n, dtype):
 
     if isinstance(bounds, Bounds):
         try:
-            lb, ub = (np.broadcast_to(np.asarray(b, dtype=float), (n,))
-                      for b in (bounds.lb, bounds.ub))
+            lb, ub = (np.asarray(b, dtype=float) for b in (bounds.lb, bounds.ub))
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds (a Bounds) must hold real numbers; got lb={bounds.lb!r}, "
+                             f"ub={bounds.ub!r}") from None
+        try:
+            lb, ub = np.broadcast_to(lb, (n,)), np.broadcast_to(ub, (n,))
         except ValueError:
             raise ValueError(f"bounds have shapes {np.shape(bounds.lb)} and "
                              f"{np.shape(bounds.ub)}; expected ({n},) or scalars") from None
     else:
-        pairs = list(bounds)
-        if len(pairs) != n or any(np.ndim(p) != 1 or len(p) != 2 for p in pairs):
+        try:
+            pairs = list(bounds)
+        except TypeError:
+            raise TypeError(f"bounds must be a scipy.optimize.Bounds or {n} (low, high) pairs, "
+                            f"got {type(bounds).__name__}") from None
+        if len(pairs) != n or not all(isinstance(p, (tuple, list, np.ndarray)) and len(p) == 2
+                                      for p in pairs):
             raise ValueError(f"bounds must be {n} (low, high) pairs, one per variable (or a "
                              "scipy.optimize.Bounds)")
-        lb = np.array([-np.inf if p[0] is None else p[0] for p in pairs], dtype=float)
-        ub = np.array([np.inf if p[1] is None else p[1] for p in pairs], dtype=float)
+        lb = np.array([_bound(p[0], i, 0) for i, p in enumerate(pairs)], dtype=float)
+        ub = np.array([_bound(p[1], i, 1) for i, p in enumerate(pairs)], dtype=float)
     if np.isnan(lb).any() or np.isnan(ub).any():
         raise ValueError("bounds contain NaN; use -inf/inf (or None) for an open side")
     if np.any(lb > ub):
         raise ValueError("bounds have a lower bound above its upper bound")
+    if np.any(lb == np.inf) or np.any(ub == -np.inf):
+        raise ValueError("bounds would pin a variable at inf or -inf (a lower bound of inf or "
+                         "an upper bound of -inf)")
     return lb.astype(dtype), ub.astype(dtype)
 
 
@@ -563,16 +586,14 @@ def _caller_stacklevel():
 def _count(name, value):
     """An iteration count: an integer >= 0, or a float with an integral value (``1e3``,
     as scipy takes it); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float,
-                                                                      np.floating)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if not float(value).is_integer():
-        raise ValueError(f"Invalid {name} value: {value!r}; it must be a whole number")
-    if value < 0:
-        raise ValueError(f"Invalid {name} value: {value}; it must be >= 0")
-    return int(value)
+    return None if value is None else count(name, value, low=0)
+
+
+def _seed(value):
+    """minibatches' seed: None, an integer >= 0 or a NumPy Generator/SeedSequence."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
+        return value
+    return count("seed", value, low=0)
 
 
 def parse_options(name, options, args):
@@ -613,7 +634,7 @@ def parse_options(name, options, args):
                 progress=bool(o.pop("progress", False)),
                 return_all=bool(o.pop("return_all", False)),
                 history=bool(o.pop("history", False)) or bool(options.get("return_all", False)),
-                batch_size=batch_size, epochs=epochs, seed=o.pop("seed", None),
+                batch_size=batch_size, epochs=epochs, seed=_seed(o.pop("seed", None)),
                 data=o.pop("data", None), args=args,
                 compiled=compiled_mode)
     hyper_kwargs = {k: v for k, v in o.items() if k in hyper_names}
@@ -797,7 +818,11 @@ def minimize(fun, x0, args=(), method="rmsprop", jac=None, bounds=None, tol=None
     True
     """
     if not isinstance(method, str) or method.lower() not in WORKERS:
-        raise ValueError(f"Unknown solver {method!r}; expected one of {', '.join(WORKERS)}")
+        raise ValueError(f"Unknown solver (method) {method!r}; expected one of "
+                         f"{', '.join(WORKERS)}")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of option names to values, got "
+                        f"{type(options).__name__}")
     options = {} if options is None else dict(options)
     if tol is not None:
         options.setdefault("gtol", tol)

@@ -50,7 +50,11 @@ def checked_gradient(g, shape):
     if g is None:
         raise TypeError(f"jac returned None; it must return the gradient, an array of shape "
                         f"{shape} (the shape of x)")
-    g = np.asarray(g)
+    try:
+        g = np.asarray(g)
+    except ValueError as e:
+        raise ValueError(f"jac returned something that is not an array (a ragged nested "
+                         f"sequence?): {e}") from None
     if g.shape != shape:
         raise ValueError(f"jac returned an array of shape {g.shape}; expected {shape} "
                          "(the shape of x)")
@@ -188,11 +192,7 @@ class Objective:
                 np.copyto(out, g)
                 return out
             return g
-        if g is None:
-            host_gradient(g, x.shape, self.dtype)  # raises the error that says why
-        g = np.asarray(g)
-        if g.shape != x.shape or g.dtype.kind not in "fiub":
-            host_gradient(g, x.shape, self.dtype)  # raises the error that says why
+        g = checked_gradient(g, x.shape)  # or the error that says what is wrong
         out = self._buffer(x)
         np.copyto(out, g, casting="unsafe")
         return out

@@ -16,6 +16,7 @@ gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 
 import contextlib
 import math
+import numbers
 import signal
 import threading
 from bisect import bisect_right
@@ -61,10 +62,18 @@ def _param_arrays(params):
     return arrays, single
 
 
+def as_array(value, name):
+    """``np.asarray(value)``, with a ragged nested sequence refused in words that name it."""
+    try:
+        return np.asarray(value)
+    except ValueError as e:
+        raise ValueError(f"{name} is not an array (a ragged nested sequence?): {e}") from None
+
+
 def _sparse_rows(rows, grad, a, param, dtype):
     """Checked ``(rows, grad)`` for :meth:`Optimizer.step_rows`: distinct int64 rows in
     bounds and a C-contiguous ``(len(rows), width)`` gradient, duplicates summed."""
-    rows = np.asarray(rows)
+    rows = as_array(rows, "rows")
     if rows.size == 0 and rows.ndim == 1:  # [] is a float array to NumPy: no rows
         rows = rows.astype(np.int64)
     if rows.dtype.kind not in "iu" or rows.ndim != 1:
@@ -75,7 +84,7 @@ def _sparse_rows(rows, grad, a, param, dtype):
         raise ValueError(f"rows contains {bad}, outside [0, {a.shape[0]}) for a parameter of "
                          f"shape {a.shape}")
     rows = rows.astype(np.int64)
-    g = np.asarray(grad)
+    g = as_array(grad, "grad")
     if g.dtype.kind not in "fiu" or g.dtype.itemsize > 8:
         raise ValueError(f"grad has dtype {g.dtype}; expected a real float or integer array")
     expected = (rows.size,) + a.shape[1:]
@@ -119,6 +128,16 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
     if held:
         previous(signal.SIGINT, None)  # raises KeyboardInterrupt, the step now whole
+
+
+def _same(a, b):
+    """Equal hyperparameter values: the same number (0 and 0.0 alike), flag, string or None."""
+    def number(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+    if number(a) and number(b):
+        return a == b
+    return type(a) is type(b) and a == b
 
 
 def _may_share_any(a, arrays):
@@ -343,7 +362,7 @@ class Optimizer:
             grads = grad
         flat, dtype = [], self._dtype
         for i, (g, p) in enumerate(zip(grads, self._arrays)):
-            g = np.asarray(g)
+            g = as_array(g, self._grad_name(i))
             if g.dtype.kind not in "fiu" or g.dtype.itemsize > 8:
                 raise ValueError(f"{self._grad_name(i)} has dtype {g.dtype}; expected a real "
                                  "float or integer array")
@@ -489,6 +508,11 @@ class Optimizer:
         if a.ndim == 0:
             raise ValueError("step_rows needs a parameter array with at least one dimension")
         param = a.reshape(a.shape[0], -1)
+        if not self._cuda:  # a gradient in the optimizer's own memory: refused as step does
+            shared = self._aliased(as_array(grad, "grad"))
+            if shared is not None:
+                raise ValueError(f"grad shares memory with {shared}, which the step writes; "
+                                 "pass a copy")
         rows, g = _sparse_rows(rows, grad, a, param, self._dtype)
         lr = self.rate(lr)
         self._check_writeable()
@@ -546,7 +570,17 @@ class Optimizer:
                                 dtype=self._dtype.name,
                                 shapes=[list(a.shape) for a in self._arrays],
                                 hyper_keys=set(self._hyper), nonnegative=self.rule.nonnegative)
-        options = type(self)._build(**d["hyper"])
+        try:
+            options = type(self)._build(**d["hyper"])
+        except TypeError as e:  # a damaged checkpoint, whatever the value's type
+            raise ValueError(f"checkpoint hyperparameters: {e}") from None
+        # stored values are the builder's own: one it would change (None for a default,
+        # a value of another form) is not what an optimizer saved
+        rebuilt = sorted(k for k, v in options.items() if not _same(v, d["hyper"][k]))
+        if rebuilt:
+            raise ValueError("checkpoint hyperparameters are not as an optimizer stores them: "
+                             + ", ".join(f"{k}={d['hyper'][k]!r} (would be {options[k]!r})"
+                                         for k in rebuilt))
         schedule = None if d.get("schedule") is None else schedules.from_spec(d["schedule"])
         if schedule is not None:
             hyper.learning_rate(schedule(d["t"]))

@@ -11,7 +11,7 @@ Any callable ``lr(k) -> float`` works as minimize's ``lr`` option (and as the
 
 import math
 
-from .hyper import learning_rate, positive, real
+from .hyper import count, learning_rate, real
 
 
 class Schedule:
@@ -48,7 +48,7 @@ class step(Schedule):
 
     def __init__(self, lr, step_size, gamma=0.1):
         self.lr = learning_rate(lr)
-        self.step_size = int(positive("step_size", step_size))
+        self.step_size = count("step_size", step_size)
         self.gamma = real("gamma", gamma, low=0.0, high=1.0, low_open=True)
 
     def __call__(self, k):
@@ -63,7 +63,7 @@ class cosine(Schedule):
 
     def __init__(self, lr, period, lr_min=0.0):
         self.lr = learning_rate(lr)
-        self.period = int(positive("period", period))
+        self.period = count("period", period)
         self.lr_min = real("lr_min", lr_min, low=0.0, high=self.lr)
 
     def __call__(self, k):
@@ -79,8 +79,14 @@ class warmup(Schedule):
     """
 
     def __init__(self, schedule, steps):
-        self.schedule = schedule if callable(schedule) else constant(schedule)
-        self.steps = int(positive("steps", steps))
+        if callable(schedule):
+            self.schedule = schedule
+        else:
+            try:
+                self.schedule = constant(schedule)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"schedule must be a schedule or a learning rate: {e}") from None
+        self.steps = count("steps", steps)
 
     def __call__(self, k):
         if k < self.steps:
@@ -105,10 +111,11 @@ def to_spec(schedule):
 def from_spec(spec):
     """The schedule that :func:`to_spec` described, validated as its constructor validates."""
     if not isinstance(spec, dict) or set(spec) != {"name", "params"} \
-            or spec["name"] not in KINDS or not isinstance(spec["params"], dict):
+            or not isinstance(spec["name"], str) or spec["name"] not in KINDS \
+            or not isinstance(spec["params"], dict):
         raise ValueError(f"invalid lr schedule in checkpoint: {spec!r}")
     params = {k: from_spec(v) if isinstance(v, dict) else v for k, v in spec["params"].items()}
     try:
         return KINDS[spec["name"]](**params)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"invalid lr schedule in checkpoint: {spec!r} ({e})") from None

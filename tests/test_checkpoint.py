@@ -293,6 +293,8 @@ def test_damaged_or_implausible_checkpoints_are_value_errors_before_any_change(t
                 dict(d, state=dict(d["state"], nu=-d["state"]["nu"]))):
         with pytest.raises(ValueError):
             target.load_state_dict(bad)
+    target.load_state_dict(dict(d, t=2 ** 62))  # the largest count accepted
+    assert target.t == 2 ** 62
     target.load_state_dict(dict(d, t=np.int64(5)))  # a NumPy integer is an integer
     assert target.t == 5 and type(target.state_dict()["t"]) is int
     target.step(np.ones(50))
@@ -364,6 +366,9 @@ VALIDATION = [
     (lambda d: d.update(rule="adam"), "for rule 'adam'"),
     (lambda d: d.update(dtype="float32"), "for dtype 'float32'"),
     (lambda d: d.update(shapes=[[4]]), "shapes"),
+    (lambda d: d.update(shapes=[3]), "is not a list of shapes"),
+    (lambda d: d.update(shapes=[["3"]]), "is not a list of shapes"),
+    (lambda d: d.update(t=2 ** 62 + 1), "step count"),
     (lambda d: d.update(t=True), "step count"),
     (lambda d: d.update(t=1.0), "step count"),
     (lambda d: d.update(hyper=[1]), "hyperparameters are not a dict"),

@@ -420,7 +420,7 @@ BAD_CALLS = [
     (dict(jac=lambda x: np.ones(5)), ValueError, r"jac returned an array of shape \(5,\); expected \(3,\)"),
     (dict(jac="4-point"), ValueError, "Invalid jac '4-point'"),
     (dict(fun=lambda x: quad(x), jac=True), TypeError, "with jac=True, fun must return a tuple"),
-    (dict(method="bfgs"), ValueError, "Unknown solver 'bfgs'"),
+    (dict(method="bfgs"), ValueError, r"Unknown solver \(method\) 'bfgs'"),
     (dict(options=dict(maxiter=-1)), ValueError, "Invalid maxiter value: -1"),
     (dict(options=dict(maxiter=1.5)), ValueError, "Invalid maxiter value: 1.5; it must be a whole"),
     (dict(options=dict(maxiter="10")), TypeError, "maxiter must be an integer"),
