@@ -40,11 +40,6 @@ def scalar_value(f):
     return float(a.reshape(()))
 
 
-def host_gradient(g, shape, dtype):
-    """``jac``'s value as a fresh host array of ``dtype``, or a clear error."""
-    return checked_gradient(g, shape).astype(dtype, copy=True)
-
-
 def checked_gradient(g, shape):
     """``jac``'s value as a host array (not a copy) of the shape of x, or a clear error."""
     if g is None:

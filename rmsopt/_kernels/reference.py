@@ -220,6 +220,9 @@ def step(rule, hyper, t, lr, params, grads, state, scale_as_kernels=False):
     fn = globals()[rule]
     names = [s and s[0] for s in active_slots(rule, hyper)]
     new_params, new_state = [], {n: [] for n in names if n}
+    # the clip scale is applied here (exactly, or split as the kernels do); the rest of the
+    # gradient preparation is prepare_gradient's
+    rest = SimpleNamespace(**dict(vars(f), clip_norm=False))
     for j, (p, g) in enumerate(zip(params, grads)):
         g = np.asarray(g, dtype=dtype)
         if f.clip_norm:
@@ -228,14 +231,7 @@ def step(rule, hyper, t, lr, params, grads, state, scale_as_kernels=False):
                 g = g * dtype(m) * dtype(q)
             else:
                 g = (g.astype(np.float64) * k["scale"]).astype(dtype)
-        if f.clip_value:  # comparisons, so that NaN passes through
-            g = np.where(g > h.clip, h.clip, np.where(g < h.neg_clip, h.neg_clip, g))
-        if f.maximize:
-            g = -g
-        if f.weight_decay == L2_DECAY:
-            g = g + h.wd * p
-        if f.weight_decay == DECOUPLED_DECAY:
-            p = p * h.decay
+        p, g = prepare_gradient(p, g, h, rest)
         views = [state[n][j] if n else None for n in names]
         out = fn(p, g, *views, h, f)
         new_params.append(out[0])
