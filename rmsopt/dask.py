@@ -45,6 +45,7 @@ Examples
 """
 
 import operator
+import threading
 
 import numpy as np
 from scipy.optimize import Bounds
@@ -106,14 +107,15 @@ def _check_finite(a, name):
         raise ValueError(f"{name} contains NaN or inf")
 
 
-def _as_gradient(g, like, name):
-    """``g`` as a dask array of ``like``'s dtype and chunks, checked before any update."""
+def _as_gradient(g, like, name, kinds="fiub"):
+    """``g`` as a dask array of ``like``'s dtype and chunks, checked before any update
+    (dtype kinds as in memory: ``jac``'s value may be boolean, a step's gradient not)."""
     if not isinstance(g, da.Array):
         g = np.asarray(g)
     if g.shape != like.shape:
         raise ValueError(f"{name} has shape {g.shape}; expected {like.shape} (the shape of the "
                          "parameters)")
-    if g.dtype.kind not in "fiub" or g.dtype.itemsize > 8:
+    if g.dtype.kind not in kinds or g.dtype.itemsize > 8:
         raise TypeError(f"{name} must be a real array, got dtype {g.dtype}")
     if not isinstance(g, da.Array):
         g = da.from_array(g, chunks=like.chunks)
@@ -187,6 +189,7 @@ class Optimizer:
         # A one-element in-memory optimizer validates the hyperparameters (with the messages
         # of the in-memory classes) and gives the variant and host scalars of every step.
         self._probe = self.optimizer(np.zeros(1, dtype=params.dtype), **options)
+        self._lock = threading.Lock()
         self.params = params
         self.t = 0
         initial = self._probe.rule.initial(self._probe._hyper)
@@ -228,16 +231,24 @@ class Optimizer:
             The new parameters, persisted, also stored as :attr:`params`. The arrays given
             (old parameters, ``grad``) are unchanged, as Dask arrays are immutable. With
             ``clip_norm`` the step first gathers the gradient's partial sums of squares.
+
+        Notes
+        -----
+        As in memory, a step is all or nothing: the new chunks are computed first and then
+        parameters, state and ``t`` are replaced together (a Ctrl-C meanwhile either stops the
+        step before anything changed or is held until all three are replaced). Steps from
+        several threads take turns (a lock), each computed from the result of the one before.
         """
-        g = _as_gradient(grad, self.params, "grad")
-        schedule = self._probe.schedule
-        lr = self._probe._hyper["lr"] if lr is None and schedule is None else \
-            self._step_lr(schedule(self.t) if lr is None else lr)
-        norm = None
-        if self._probe._hyper["clip_norm"] is not None:
-            g = g.persist()
-            norm = _global_norm(dask.compute(*_global_norm_parts(g)))
-        return self._update(g, lr, norm)
+        with self._lock:
+            g = _as_gradient(grad, self.params, "grad", kinds="fiu")
+            schedule = self._probe.schedule
+            lr = self._probe._hyper["lr"] if lr is None and schedule is None else \
+                self._step_lr(schedule(self.t) if lr is None else lr)
+            norm = None
+            if self._probe._hyper["clip_norm"] is not None:
+                g = g.persist()
+                norm = _global_norm(dask.compute(*_global_norm_parts(g)))
+            return self._update(g, lr, norm)
 
     def _step_lr(self, lr):
         """A learning rate given for one step, checked as the in-memory optimizer checks it."""
@@ -261,10 +272,10 @@ class Optimizer:
                              common=probe._common, slots=probe._slots, c=c, h=h, bounds=bounds)
         out = dask.persist(*(steps.map_blocks(operator.getitem, k, meta=meta)
                              for k in range(n_out)))
-        self.params = out[0]
         rest = iter(out[1:])
-        self._state = [None if s is None else next(rest) for s in self._state]
-        self.t = t
+        state = [None if s is None else next(rest) for s in self._state]
+        with _optimizer.interrupts_deferred():  # parameters, state and t: all or none
+            self.params, self._state, self.t = out[0], state, t
         return self.params
 
 

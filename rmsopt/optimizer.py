@@ -108,11 +108,11 @@ def _sparse_rows(rows, grad, a, param, dtype):
 
 
 @contextlib.contextmanager
-def _interrupts_deferred():
+def interrupts_deferred():
     """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block is done.
 
-    For steps made of several calls (NumPy and CUDA backends): a KeyboardInterrupt
-    between two of them would leave a step half applied. Only where Python's own
+    For steps made of several calls (NumPy and CUDA backends, the Dask optimizers'
+    commit): a KeyboardInterrupt between two of them would leave a step half applied. Only where Python's own
     handler is installed and in the main thread (where handlers run); elsewhere
     the block runs as it is.
     """
@@ -452,7 +452,7 @@ class Optimizer:
         if self._kernel_counts:
             self._apply(*args)  # one native call: the update and t += 1
         else:
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 self._apply(*args)
                 self._count[0] = t
 
@@ -530,7 +530,7 @@ class Optimizer:
                                 self._layout, index, param, rows, g, self._state, c, h,
                                 self._count)
             return
-        with _interrupts_deferred():
+        with interrupts_deferred():
             if rows.size:
                 _backend.apply_rows(self._backend, self.rule, self._flags, self._common,
                                     self._slots, self._layout, index, param, rows, g,
@@ -599,7 +599,7 @@ class Optimizer:
                  if used else _backend.full(self._backend, 0, 0.0, self._dtype)
                  for name, used in zip(self.rule.slots, self.rule.active(self.rule.flags(options)))]
         # everything checked and built: apply (nothing below can fail), all or nothing
-        with _interrupts_deferred():
+        with interrupts_deferred():
             self._hyper, self._schedule = options, schedule
             self._configure()
             self._set_state(state)

@@ -2,8 +2,9 @@
 
 RELIABILITY.md, "Bad input: a clear error, nothing touched": the constructors (``params`` and
 every keyword), ``step``, ``step_rows``, ``load_state_dict``, ``load``, ``minimize`` (``x0``,
-``jac``, ``fun``, ``bounds``, ``method`` and every option) and the schedules get generated bad
-values. Each call must raise ValueError or TypeError whose message names the argument, with
+``jac``, ``fun``, ``bounds``, ``method`` and every option), the schedules and the Dask
+optimizers (``rmsopt.dask``) get generated bad values (the CUDA ones: ``test_cuda.py``, under
+the simulator). Each call must raise ValueError or TypeError whose message names the argument, with
 the caller's arrays and the optimizer (parameters, state, ``t``, hyperparameters, schedule)
 bitwise unchanged and no new kernel compiled; ``minimize`` must not have called ``fun``.
 
@@ -1042,6 +1043,65 @@ def test_schedules_refuse_bad_parameters(data):
     value = data.draw(bad_schedule_arg(name), label="value")
     kwargs = dict(SCHEDULE_ARGS[kind], **{name: value})
     raises_naming((name,), lambda: getattr(schedules, kind)(**kwargs))
+
+
+# ----------------------------------------------------------------------- Dask
+
+try:
+    import dask.array as da
+
+    import rmsopt.dask
+except ImportError:  # the dask extra is not installed
+    da = None
+needs_dask = pytest.mark.skipif(da is None, reason="dask is not installed (pip install "
+                                "'rmsopt[dask]')")
+
+
+def dask_snapshot(opt):
+    return dict(hyper=opt.hyper, t=opt.t, params=opt.params.compute().tobytes(),
+                state={k: v.compute().tobytes() for k, v in opt.state.items()})
+
+
+@needs_dask
+@given(data=st.data())
+def test_dask_optimizers_refuse_bad_input_and_change_nothing(data):
+    """The Dask optimizers: bad keywords at construction, bad ``params``, and a bad ``grad``
+    or ``lr`` for a step, which leaves parameters, state and ``t`` as they were."""
+    cls = data.draw(st.sampled_from(CLASSES), label="class")
+    dask_cls = getattr(rmsopt.dask, cls.__name__)
+    dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
+    x = da.from_array(np.linspace(-1, 1, 6, dtype=dtype), chunks=4)
+    what = data.draw(st.sampled_from(["keyword", "params", "grad", "lr"]), label="bad argument")
+    if what == "keyword":
+        name = data.draw(st.sampled_from(keywords(cls)), label="keyword")
+        value = data.draw(bad_value(name, dtype), label="value")
+        raises_naming(names(name), lambda: dask_cls(x, **{name: value}))
+        return
+    if what == "params":
+        params = data.draw(st.one_of(
+            NOT_AN_ARRAY, BAD_PARAM_ARRAYS.filter(lambda a: a.flags.writeable and a.size
+                                                  and a.dtype not in FLOATS)
+            .map(lambda a: da.from_array(a, chunks=2)),
+            st.sampled_from([math.nan, math.inf]).map(
+                lambda v: da.from_array(np.array([0.0, v], dtype), chunks=1))), label="params")
+        raises_naming(("params",), lambda: dask_cls(params))
+        return
+    opt = dask_cls(x, lr=0.01)
+    opt.step(np.full(6, 0.5, dtype))
+    before = dask_snapshot(opt)
+    if what == "grad":
+        grad = data.draw(st.one_of(
+            hnp.array_shapes(min_dims=0, max_dims=2, max_side=7).filter(lambda s: s != (6,))
+            .map(lambda s: np.ones(s, dtype)),
+            st.sampled_from(BAD_GRAD_DTYPES).map(lambda dt: np.zeros(6, dt)),
+            st.sampled_from([da.ones(5, chunks=2), da.ones((6, 1), chunks=2),
+                             da.ones(6, chunks=2, dtype=complex)]),
+            st.one_of(st.none(), st.text(max_size=3), st.just(object()))), label="grad")
+        raises_naming(("grad",), lambda: opt.step(grad))
+    else:
+        lr = data.draw(bad_step_lr(dtype), label="lr")
+        raises_naming(("lr",), lambda: opt.step(np.ones(6, dtype), lr=lr))
+    assert dask_snapshot(opt) == before
 
 
 # ------------------------------------------------------------ known gaps (xfail)

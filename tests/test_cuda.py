@@ -18,14 +18,19 @@ import sys
 import textwrap
 from pathlib import Path
 
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rmsopt
 from rmsopt import _config
 
 from .configs import CONFIGS, IDS
 from .test_backends import close_to_scale, gradient
+from .test_bad_input import (BAD_GRAD_DTYPES, CLASSES, FLOATS, NOT_AN_ARRAY, bad_step_lr,
+                             bad_value, keywords, names, raises_naming)
 
 ROOT = str(Path(__file__).resolve().parents[1])
 DTYPES = [np.float32, np.float64]
@@ -470,6 +475,45 @@ def test_bad_gradients_raise_with_nothing_touched(case):
     assert opt.t == 1 and len(kernels._step_kernels) == kernel_count
     assert (d.copy_to_host().tobytes(), {k: v.copy_to_host().tobytes()
                                          for k, v in opt.state.items()}) == before
+
+
+def device_snapshot(opt, d):
+    return dict(hyper=opt.hyper, t=opt.t, params=d.copy_to_host().tobytes(),
+                state={k: v.copy_to_host().tobytes() for k, v in opt.state.items()})
+
+
+@needs_cuda
+@settings(max_examples=25)  # the simulator is slow
+@given(data=st.data())
+def test_generated_bad_input_on_the_device_changes_nothing(data):
+    """test_bad_input.py's generated bad values for the CUDA backend: a keyword at
+    construction, and a step's ``grad`` or ``lr``; parameters, state and ``t`` unchanged."""
+    cls = data.draw(st.sampled_from(CLASSES), label="class")
+    dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
+    x0, d = host_and_device(dtype)
+    what = data.draw(st.sampled_from(["keyword", "grad", "lr"]), label="bad argument")
+    if what == "keyword":
+        name = data.draw(st.sampled_from([k for k in keywords(cls) if k != "backend"]),
+                         label="keyword")
+        value = data.draw(bad_value(name, dtype), label="value")
+        raises_naming(names(name), lambda: cls(d, backend="cuda", **{name: value}))
+        assert d.copy_to_host().tobytes() == x0.tobytes()
+        return
+    opt = cls(d, lr=0.01, backend="cuda")
+    opt.step(cuda.to_device(np.full(6, 0.5, dtype)))
+    before = device_snapshot(opt, d)
+    if what == "grad":
+        grad = data.draw(st.one_of(
+            hnp.array_shapes(min_dims=0, max_dims=2, max_side=7).filter(lambda s: s != (6,))
+            .map(lambda s: cuda.to_device(np.ones(s, dtype))),
+            st.sampled_from([k for k in BAD_GRAD_DTYPES if np.dtype(k).kind in "cb"]).map(
+                lambda dt: cuda.to_device(np.zeros(6, dt))),
+            st.just(np.ones(6, dtype)), NOT_AN_ARRAY), label="grad")
+        raises_naming(("grad",), lambda: opt.step(grad))
+    else:
+        lr = data.draw(bad_step_lr(dtype), label="lr")
+        raises_naming(("lr",), lambda: opt.step(cuda.to_device(np.ones(6, dtype)), lr=lr))
+    assert device_snapshot(opt, d) == before
 
 
 @needs_cuda

@@ -7,6 +7,7 @@ task size). ``f`` is a Dask sum, which rounds differently from NumPy's: compared
 tolerance.
 """
 
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -336,6 +337,62 @@ def test_stateful_clip_norm(client):
     rmsopt.RMSprop(mem, **hyper).step(g)
     opt = rmsopt.dask.RMSprop(da.zeros(n, chunks=_config.TASK_SIZE), **hyper)
     np.testing.assert_array_equal(opt.step(da.from_array(g, chunks=5000)).compute(), mem)
+
+
+def test_threads_stepping_one_optimizer_take_turns(client):
+    """Each step is computed from the one before and counted: SGD ends at minus the sum of
+    all gradients, exactly, and ``t`` counts every step."""
+    opt = rmsopt.dask.SGD(da.zeros(64, chunks=16), lr=1.0)
+    steps, threads = 5, 4
+
+    def work(k):
+        for _ in range(steps):
+            opt.step(np.full(64, k + 1.0))
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    assert opt.t == steps * threads
+    np.testing.assert_array_equal(opt.params.compute(), -steps * sum(range(1, threads + 1)))
+
+
+DASK_INTERRUPT_SCRIPT = """
+import os, random, signal, threading, time
+import dask, dask.array as da, numpy as np
+import rmsopt.dask
+
+dask.config.set(scheduler="synchronous")  # (a SIGINT can deadlock a thread pool's own locks)
+opt = rmsopt.dask.RMSprop(da.zeros(4096, chunks=1024), lr=1.0, momentum=0.5)
+g = da.ones(4096, chunks=1024)
+opt.step(g)
+start = time.perf_counter(); opt.step(g); step = time.perf_counter() - start
+rng, interrupted, torn = random.Random(0), 0, 0
+for trial in range(20):
+    timer = threading.Timer(rng.uniform(0.0, 2 * step), os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        while True:
+            opt.step(g)
+    except KeyboardInterrupt:
+        interrupted += 1
+    timer.join()
+    twin = rmsopt.dask.RMSprop(da.zeros(4096, chunks=1024), lr=1.0, momentum=0.5)
+    for _ in range(opt.t):
+        twin.step(g)
+    torn += not (np.array_equal(opt.params.compute(), twin.params.compute()) and all(
+        np.array_equal(opt.state[k].compute(), twin.state[k].compute()) for k in opt.state))
+print(interrupted, torn)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself is POSIX")
+def test_ctrl_c_during_step_is_all_or_nothing():
+    """A real SIGINT at random moments of a Dask step loop: parameters, state and ``t`` are
+    afterwards those of ``t`` whole steps."""
+    out = subprocess.run([sys.executable, "-c", DASK_INTERRUPT_SCRIPT], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    interrupted, torn = map(int, out.stdout.split())
+    assert interrupted == 20 and torn == 0
 
 
 # ---------------------------------------------------------------------- bad input
