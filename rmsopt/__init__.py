@@ -13,10 +13,13 @@ See :mod:`rmsopt.rules` for the math and :mod:`rmsopt.hyper` for the
 conventions that reproduce PyTorch, Keras, optax and TF1.
 """
 
-from . import methods, schedules
+from . import methods, optimizer, schedules
 from .minimize import METHODS, minimize, show_options
-from .optimizer import SGD, AdaDelta, AdaGrad, Adam, AdamW, Optimizer, RMSprop, precompile
+from .optimizer import Optimizer, precompile
+from .optimizer import *  # noqa: F403 - every registered optimizer class (RMSprop, Adam, ...)
 
 __version__ = "0.1.0"
 
-__all__ = ["minimize", "show_options", "METHODS", "methods", "schedules", "Optimizer", "RMSprop", "SGD", "AdaGrad", "AdaDelta", "Adam", "AdamW", "precompile", "__version__"]
+__all__ = ["minimize", "show_options", "METHODS", "methods", "schedules", "Optimizer",
+           "precompile", "__version__",
+           *(cls.__name__ for cls in optimizer.OPTIMIZERS.values())]

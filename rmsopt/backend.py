@@ -16,14 +16,9 @@ import numpy as np
 
 from . import _config
 from ._kernels import cpu, reference
+from ._kernels.devices import is_device_array
 
 BACKENDS = ("auto", "numpy", "cpu", "cuda")
-
-
-def is_device_array(a):
-    """Whether ``a`` is a CUDA device array (or the simulator's); imports nothing."""
-    return hasattr(a, "__cuda_array_interface__") or \
-        type(a).__module__.startswith("numba.cuda.simulator")
 
 
 def cuda_kernels():
@@ -150,7 +145,7 @@ def apply_step(backend, rule, flags, common, slots, layout, params, grads, state
     """
     out = params if out is None else out
     if backend == "numpy":
-        fn = getattr(reference, rule.name)
+        fn = reference.STEPS[rule.name]
         for p, q, g, off in zip(params, out, grads, layout.offset.tolist()):
             views = [s[off:off + p.size] if used else None for s, used in zip(state, slots)]
             p_old, g = reference.prepare_gradient(p, g, c, common)
@@ -276,7 +271,7 @@ def apply_rows(backend, rule, flags, common, slots, layout, j, param, rows, grad
         idx = (base + rows[:, None] * width + np.arange(width)).reshape(-1)
         views = [s[idx] if used else None for s, used in zip(state, slots)]
         p_old, g = reference.prepare_gradient(param[rows].reshape(-1), grad.reshape(-1), c, common)
-        new = getattr(reference, rule.name)(p_old, g, *views, h, flags)
+        new = reference.STEPS[rule.name](p_old, g, *views, h, flags)
         param[rows] = new[0].reshape(-1, width)
         for s, used, value in zip(state, slots, new[1:]):
             if used:

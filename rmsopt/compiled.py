@@ -2,7 +2,7 @@
 
 When ``fun`` and ``jac`` (or ``fun`` with ``jac=True``) are ``@numba.njit``
 functions, :func:`rmsopt.minimize` runs its iterations in compiled *chunks*.
-A chunk is the Python loop of :func:`rmsopt.minimize._loop` written for
+A chunk is the Python loop of :func:`rmsopt.loop.run` written for
 nopython mode: the same memoised evaluation and counts, stopping tests,
 projection onto the bounds, non-finite stop and history, calling the same step
 kernel and the same host-scalar functions, so that it returns the same bits.
@@ -22,13 +22,13 @@ from numba import njit, types
 from numba.core.registry import CPUDispatcher
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import _config, hyper, rules
+from . import _config, rules
 from ._kernels import cpu
 from ._kernels.cache import cached
+from .loop import CALLBACK_STOP, CONTINUE, INTERRUPTED, NONFINITE, grad_norm, stop_test
 
-# Statuses of minimize (the table is in rmsopt.minimize), and the chunk's own.
-SUCCESS, MAXITER, FTOL, NONFINITE, INTERRUPTED, CALLBACK_STOP = 0, 1, 2, 3, 4, 99
-CONTINUE, BAD_JAC = -1, -2
+BAD_JAC = -2  # the chunk's own status: jac returned a gradient of another size
+_stop_test = njit(inline="always")(stop_test)  # the Python loop's stop test, compiled
 
 # Slots of the chunk's float64 and int64 state arrays.
 F, F_PREV, GNORM, BEST_F, F_MEMO = range(5)
@@ -91,35 +91,6 @@ def function_types(fun, jac, x, args):
 
 # ------------------------------------------------------------------ the chunk
 
-@cached
-@njit(inline="always")
-def grad_norm(x, g, lb, ub):
-    """Max-norm of the gradient, projected onto the box ``[lb, ub]`` unless that is empty.
-
-    The projected gradient ``x - clip(x - g, lb, ub)`` (in the arrays' dtype) vanishes
-    at a constrained minimum, where the gradient itself points out of the box
-    (L-BFGS-B's ``pgtol`` test). A NaN anywhere gives NaN. Both minimize loops use
-    this one function.
-    """
-    bounded = lb.size > 0
-    m = 0.0
-    for k in range(x.size):
-        d = g[k]
-        if bounded:
-            y = x[k] - d
-            if y > ub[k]:
-                y = ub[k]
-            elif y < lb[k]:
-                y = lb[k]
-            d = x[k] - y
-        a = abs(d)
-        if a != a:
-            return np.nan
-        if a > m:
-            m = a
-    return m
-
-
 @njit(inline="always")
 def copy_into(dst, src):
     """``dst[:] = src`` for 1-D arrays of one length, as a plain loop (Numba's slice
@@ -168,7 +139,7 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
     update = cpu.update_loop(rule.kernel, flags, common, slots)  # inlined: small problems
     global_norm = cpu.global_norm_kernel[parallel]
     lanes = _config.REDUCE_LANES
-    values, common_values = rule.values, hyper.common_values
+    values, common_values = rule.values, rules.common_values
     make_h = _scalars_maker(rule.Scalars)
     make_c = _make_common
     clip_norm = common.clip_norm
@@ -216,13 +187,10 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             r = it[NREC]
             hist[r, 0], hist[r, 1] = f, fl[GNORM]
             it[NREC] = r + 1
-            if fl[GNORM] <= gtol:
-                return SUCCESS
-            if it[HAS_PREV] and ftol > 0 and \
-                    fl[F_PREV] - f <= ftol * max(abs(f), abs(fl[F_PREV]), 1.0):
-                return FTOL
-            if it[NIT] >= maxiter:
-                return MAXITER
+            stop = _stop_test(it[NIT], f, fl[F_PREV], it[HAS_PREV], fl[GNORM], gtol, ftol,
+                              maxiter, False)
+            if stop != CONTINUE:
+                return stop
             copy_into(x_prev, x)
             copy_into(g_prev, g)
             fl[F_PREV], it[HAS_PREV] = f, 1
@@ -300,7 +268,7 @@ class Loop:
         self.key = (opt.rule, opt._flags, opt._common, opt._slots, layout.parallel,
                     self.jac_true, bounds is not None, record_x)
         self.hk = opt.rule.constants(opt._hyper)
-        self.ck = hyper.common_constants(opt._hyper)
+        self.ck = rules.common_constants(opt._hyper)
         self.rows = (np.empty(len(opt.rule.Scalars._fields), dtype),
                      np.empty(len(rules.CommonScalars._fields), dtype))
         self.fun_type, self.jac_type = fun_type, jac_type

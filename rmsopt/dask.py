@@ -56,15 +56,15 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("rmsopt.dask needs Dask: pip install 'rmsopt[dask]'") from e
 
-from . import _config, hyper
+from . import _config, hyper, rules
 from . import backend as _backend
 from . import optimizer as _optimizer
 from ._kernels import cpu
-from .minimize import _loop, as_bounds, parse_options, wrap_callback, x0_dtype_and_shape
+from .loop import as_bounds, parse_options, run, wrap_callback, x0_dtype_and_shape
 from .objective import FD_METHODS, scalar_value
 
-__all__ = ["SGD", "AdaDelta", "AdaGrad", "Adam", "AdamW", "Optimizer", "RMSprop",
-           "minimize_dask"]
+__all__ = ["Optimizer", "minimize_dask",
+           *(cls.__name__ for cls in _optimizer.OPTIMIZERS.values())]
 
 
 # ------------------------------------------------------------ work done on the workers
@@ -73,7 +73,7 @@ def _update_block(p, g, *blocks, rule, flags, common, slots, c, h, bounds):
     """One step of one chunk: ``(p, *active state)`` from ``p, g, *active state[, lb, ub]``."""
     rest = list(blocks)
     state = [rest.pop(0) if used else None for used in slots]
-    p, state = _backend.block_step(hyper.RULES[rule], flags, common, slots, p, g, state, c, h)
+    p, state = _backend.block_step(rules.RULES[rule], flags, common, slots, p, g, state, c, h)
     if bounds is not None:
         lb, ub = rest if bounds == "blocks" else bounds
         np.clip(p, lb, ub, out=p)
@@ -159,6 +159,16 @@ class Optimizer:
         Number of steps taken.
     state : dict of str -> dask.array.Array
         The active state slots, chunked like the parameters.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, rmsopt.dask
+    >>> w = da.from_array(np.array([1.0, -2.0, 3.0]), chunks=2)
+    >>> opt = rmsopt.dask.RMSprop(w, lr=0.1)
+    >>> for _ in range(100):
+    ...     w = opt.step(2 * w)           # gradient of sum(w**2); the new parameters
+    >>> bool(abs(w).max().compute() < 0.1), w is opt.params, sorted(opt.state)
+    (True, True, ['nu'])
     """
 
     optimizer: type = None
@@ -279,54 +289,16 @@ class Optimizer:
         return self.params
 
 
-class RMSprop(Optimizer):
-    """:class:`rmsopt.RMSprop` over a chunked dask array (same keywords).
-
-    Examples
-    --------
-    >>> import dask.array as da, numpy as np, rmsopt.dask
-    >>> w = da.from_array(np.array([1.0, -2.0, 3.0]), chunks=2)
-    >>> opt = rmsopt.dask.RMSprop(w, lr=0.1)
-    >>> for _ in range(100):
-    ...     w = opt.step(2 * w)           # gradient of sum(w**2); the new parameters
-    >>> bool(abs(w).max().compute() < 0.1), w is opt.params, sorted(opt.state)
-    (True, True, ['nu'])
-    """
-
-    optimizer = _optimizer.RMSprop
+def _dask_class(cls):
+    """The Dask optimizer of in-memory class ``cls``: same name and keywords."""
+    doc = f":class:`rmsopt.{cls.__name__}` over a chunked dask array (same keywords)."
+    return type(cls.__name__, (Optimizer,), {"optimizer": cls, "__doc__": doc,
+                                             "__module__": __name__})
 
 
-class SGD(Optimizer):
-    """:class:`rmsopt.SGD` over a chunked dask array (same keywords)."""
-
-    optimizer = _optimizer.SGD
-
-
-class AdaGrad(Optimizer):
-    """:class:`rmsopt.AdaGrad` over a chunked dask array (same keywords)."""
-
-    optimizer = _optimizer.AdaGrad
-
-
-class AdaDelta(Optimizer):
-    """:class:`rmsopt.AdaDelta` over a chunked dask array (same keywords)."""
-
-    optimizer = _optimizer.AdaDelta
-
-
-class Adam(Optimizer):
-    """:class:`rmsopt.Adam` over a chunked dask array (same keywords)."""
-
-    optimizer = _optimizer.Adam
-
-
-class AdamW(Optimizer):
-    """:class:`rmsopt.AdamW` over a chunked dask array (same keywords)."""
-
-    optimizer = _optimizer.AdamW
-
-
-_FOR_CLASS = {c.optimizer: c for c in (RMSprop, SGD, AdaGrad, AdaDelta, Adam, AdamW)}
+#: in-memory class -> its Dask class, one per registered optimizer (rmsopt.optimizer.OPTIMIZERS)
+_FOR_CLASS = {cls: _dask_class(cls) for cls in _optimizer.OPTIMIZERS.values()}
+globals().update({c.__name__: c for c in _FOR_CLASS.values()})
 
 
 # ------------------------------------------------------------------------ minimize
@@ -390,7 +362,7 @@ class _Objective:
 def minimize_dask(name, fun, x0, args, jac, bounds, callback, options):
     """:func:`rmsopt.minimize` for a dask-array ``x0`` (``rmsopt.minimize`` calls it).
 
-    The loop of :func:`rmsopt.minimize._loop` with chunked arrays: each iteration persists
+    The loop of :func:`rmsopt.loop.run` with chunked arrays: each iteration persists
     ``f`` and the gradient, gathers ``f`` and the gradient's max-norm (and, with
     ``clip_norm``, its partial sums of squares) in one ``dask.compute``, then persists the
     blockwise step. ``fun`` and ``jac`` get the dask array ``x`` (immutable, so not a copy)
@@ -411,12 +383,12 @@ def minimize_dask(name, fun, x0, args, jac, bounds, callback, options):
     if lb_ub is not None:
         x = _project(x, lb_ub).persist()
     opt.params = x
-    return _loop(opt, x, objective, lb_ub, wrap_callback(callback, copy=lambda a: a),
+    return run(opt, x, objective, lb_ub, wrap_callback(callback, copy=lambda a: a),
                  lr=schedule, args=args, steps=Rebinding(opt), **loop)
 
 
 class Rebinding:
-    """How :func:`rmsopt.minimize._loop` evaluates, steps and restores a dask ``x``.
+    """How :func:`rmsopt.loop.run` evaluates, steps and restores a dask ``x``.
 
     Dask arrays are immutable: a step returns new persisted parameters, which the
     loop rebinds, and a "copy" (``copy``, ``keep``, ``hold``) is the array itself. An

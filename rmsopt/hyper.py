@@ -1,8 +1,9 @@
-"""Hyperparameters: validation, convention presets, and the scalars a kernel gets.
+"""Hyperparameters: validation, convention presets and the builders of hyperparameter dicts.
 
 Every optimizer turns its keyword arguments into a plain ``dict`` of Python
-values (validated here, JSON-serialisable for checkpoints), and each step
-turns that dict into the rule's flags and host scalars in the array dtype.
+values (validated here, JSON-serialisable for checkpoints); its rule
+(:class:`rmsopt.rules.Rule`) turns that dict into flags and, each step, host
+scalars in the array dtype (:func:`as_scalars`).
 
 Conventions
 -----------
@@ -173,7 +174,7 @@ def below_one(name, value, dtype):
 POSITIVE_IN_DTYPE = ("lr", "eps", "clip_value", "clip_norm")
 UNIT_IN_DTYPE = ("rho", "momentum", "beta1", "beta2")
 # may be 0, must not overflow: the decay factor and the state's initial values
-FINITE_IN_DTYPE = ("weight_decay", "initial_scale", "initial_accumulator_value")
+FINITE_IN_DTYPE = ("weight_decay", "initial_scale", "initial_accumulator_value", "eps_root")
 
 
 def check_dtype(h, dtype):
@@ -214,59 +215,8 @@ def momentum_options(momentum, nesterov, lr_in_momentum):
                 lr_in_momentum=flag("lr_in_momentum", lr_in_momentum))
 
 
-# ------------------------------------------------------- per-rule descriptions
-# The host scalars of a step are computed in float64 by small ``@njit`` functions,
-# ``values(k, t, lr) -> tuple``, from the rule's constants ``k`` (a tuple of floats
-# taken once from the hyperparameters), the step ``t`` (from 1) and the learning rate.
-# Optimizer.step calls them from Python and the compiled minimize loop from nopython
-# code: one definition, so both give the same bits. ``t`` enters powers as a float
-# (``rho ** float(t)`` is libm's pow in Python and in Numba alike). Inlined into
-# nopython callers, where a constant lr and step-free scalars fold away.
-
-@cached
-@njit(inline="always")
-def _rmsprop_values(k, t, lr):
-    rho, eps, momentum, bias_correction = k
-    bias = 1.0 - rho ** np.float64(t) if bias_correction else 1.0
-    return (lr, rho, 1.0 - rho, eps, momentum, bias, 0.0)
-
-
-@cached
-@njit(inline="always")
-def _sgd_values(k, t, lr):
-    return (lr, k[0])
-
-
-@cached
-@njit(inline="always")
-def _adagrad_values(k, t, lr):
-    lr_decay, eps = k
-    return (lr / (1.0 + (t - 1) * lr_decay), eps)  # PyTorch's lr_decay
-
-
-@cached
-@njit(inline="always")
-def _adadelta_values(k, t, lr):
-    rho, eps = k
-    return (lr, rho, 1.0 - rho, eps)
-
-
-@cached
-@njit(inline="always")
-def _adam_values(k, t, lr):
-    b1, b2, eps = k
-    return (lr / (1.0 - b1 ** np.float64(t)), b1, 1.0 - b1, b2, 1.0 - b2, eps,
-            np.sqrt(1.0 - b2 ** np.float64(t)))
-
-
-@cached
-@njit(inline="always")
-def common_values(k, lr, gscale):
-    """Host scalars of the gradient preparation (:class:`rmsopt.rules.CommonScalars`)."""
-    clip, wd = k
-    m, q = rules.split_scale(gscale)
-    return (m, q, clip, -clip, wd, 1.0 - lr * wd)
-
+# ----------------------------------------------------------- host scalars
+# Each rule's flags, constants and per-step values are in rmsopt.rules, next to the rule.
 
 def as_scalars(cls, values, dtype):
     """A scalars namedtuple ``cls`` of ``dtype`` scalars from float64 ``values``.
@@ -275,161 +225,6 @@ def as_scalars(cls, values, dtype):
     ``np.array(values, dtype)``, a few times faster for a handful of values).
     """
     return cls._make(map(np.dtype(dtype).type, values))
-
-
-class Rule:
-    """How one family member maps hyperparameters onto its kernel.
-
-    Subclasses name the rule function, its state slots and its scalars type,
-    and implement :meth:`flags` and :meth:`constants`; ``values`` is the
-    ``@njit`` function of the step's host scalars (see above).
-    """
-
-    name: str
-    slots: tuple  # names of the (up to three) state slots, in kernel order
-    Scalars: type  # the namedtuple of host scalars, from rmsopt.rules
-    values = None  # staticmethod: the @njit values function
-    nonnegative = ()  # slots that hold sums of squares (a negative value is a damaged state)
-
-    def flags(self, h):
-        """Compile-time switches of the rule, a namedtuple."""
-        raise NotImplementedError
-
-    def active(self, flags):
-        """Which of the three slots this variant uses."""
-        return (True, False, False)
-
-    def constants(self, h):
-        """The float hyperparameters that :attr:`values` reads, as a tuple."""
-        raise NotImplementedError
-
-    def scalars(self, h, t, lr, dtype):
-        """Host scalars of step ``t`` (from 1) with learning rate ``lr``, in ``dtype``."""
-        return as_scalars(self.Scalars, self.values(self.constants(h), t, float(lr)), dtype)
-
-    def initial(self, h):
-        """Initial value of each slot."""
-        return (0.0, 0.0, 0.0)
-
-    def depends_on_step(self, h):
-        """Whether :meth:`scalars` changes with the step count (else it is cached)."""
-        return False
-
-    @property
-    def kernel(self):
-        return getattr(rules, self.name)
-
-
-class RMSpropRule(Rule):
-    name, slots, Scalars = "rmsprop", ("nu", "mu", "buf"), rules.RMSpropScalars
-    nonnegative = ("nu",)
-    values = staticmethod(_rmsprop_values)
-
-    def flags(self, h):
-        return rules.RMSpropFlags(
-            centered=h["centered"], momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
-            bias_correction=h["bias_correction"], eps_in_sqrt=h["eps_in_sqrt"],
-            lr_in_momentum=h["lr_in_momentum"])
-
-    def active(self, flags):
-        return (True, flags.centered, flags.momentum)
-
-    def constants(self, h):
-        return (h["rho"], h["eps"], h["momentum"], float(h["bias_correction"]))
-
-    def initial(self, h):
-        return (h["initial_scale"], 0.0, 0.0)
-
-    def depends_on_step(self, h):
-        return h["bias_correction"]
-
-
-class SGDRule(Rule):
-    name, slots, Scalars = "sgd", ("buf", "", ""), rules.SGDScalars
-    values = staticmethod(_sgd_values)
-
-    def flags(self, h):
-        return rules.SGDFlags(momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
-                              lr_in_momentum=h["lr_in_momentum"])
-
-    def active(self, flags):
-        return (flags.momentum, False, False)
-
-    def constants(self, h):
-        return (h["momentum"],)
-
-
-class AdaGradRule(Rule):
-    name, slots, Scalars = "adagrad", ("acc", "", ""), rules.AdaGradScalars
-    nonnegative = ("acc",)
-    values = staticmethod(_adagrad_values)
-
-    def flags(self, h):
-        return rules.AdaGradFlags(eps_in_sqrt=h["eps_in_sqrt"])
-
-    def constants(self, h):
-        return (h["lr_decay"], h["eps"])
-
-    def initial(self, h):
-        return (h["initial_accumulator_value"], 0.0, 0.0)
-
-    def depends_on_step(self, h):
-        return h["lr_decay"] > 0.0
-
-
-class AdaDeltaRule(Rule):
-    name, slots, Scalars = "adadelta", ("nu", "u", ""), rules.AdaDeltaScalars
-    nonnegative = ("nu", "u")
-    values = staticmethod(_adadelta_values)
-
-    def flags(self, h):
-        return rules.AdaDeltaFlags()
-
-    def active(self, flags):
-        return (True, True, False)
-
-    def constants(self, h):
-        return (h["rho"], h["eps"])
-
-
-class AdamRule(Rule):
-    name, slots, Scalars = "adam", ("m", "v", "vmax"), rules.AdamScalars
-    nonnegative = ("v", "vmax")
-    values = staticmethod(_adam_values)
-
-    def flags(self, h):
-        return rules.AdamFlags(amsgrad=h["amsgrad"])
-
-    def active(self, flags):
-        return (True, True, flags.amsgrad)
-
-    def constants(self, h):
-        return (h["beta1"], h["beta2"], h["eps"])
-
-    def depends_on_step(self, h):
-        return True
-
-
-RULES = {r.name: r for r in (RMSpropRule(), SGDRule(), AdaGradRule(), AdaDeltaRule(), AdamRule())}
-
-
-def common_flags(h):
-    decay = h["weight_decay"] > 0.0
-    style = (rules.NO_DECAY if not decay
-             else rules.DECOUPLED_DECAY if h["decoupled_weight_decay"] else rules.L2_DECAY)
-    return rules.Common(maximize=h["maximize"], clip_value=h["clip_value"] is not None,
-                        clip_norm=h["clip_norm"] is not None, weight_decay=style)
-
-
-
-def common_constants(h):
-    """The float hyperparameters that :func:`common_values` reads."""
-    return (h["clip_value"] or 0.0, h["weight_decay"])
-
-
-def common_scalars(h, lr, gscale, dtype):
-    return as_scalars(rules.CommonScalars,
-                      common_values(common_constants(h), float(lr), float(gscale)), dtype)
 
 
 @cached
@@ -462,30 +257,35 @@ def _or(value, default):
     return default if value is None else value
 
 
-def rmsprop(**o):
-    convention = o.get("convention")
-    if convention is not None and not isinstance(convention, str):
+def preset(presets, name, o):
+    """``o`` over the preset ``presets[name]``: ``{**preset, **given}``, where a None given
+    for a key of the preset means the preset's value."""
+    if name is not None and not isinstance(name, str):
         raise TypeError(f"convention must be None or a string, got "
-                        f"{type(convention).__name__} {convention!r}")
-    if convention not in RMSPROP_CONVENTIONS:
-        names = ", ".join(repr(k) for k in RMSPROP_CONVENTIONS)
-        raise ValueError(f"Invalid convention {convention!r}; expected one of {names}")
-    preset = RMSPROP_CONVENTIONS[convention]
-    rho = pick("rho", {k: o.get(k) for k in ("rho", "alpha", "decay")})
+                        f"{type(name).__name__} {name!r}")
+    if name not in presets:
+        names = ", ".join(repr(k) for k in presets)
+        raise ValueError(f"Invalid convention {name!r}; expected one of {names}")
+    chosen = presets[name]
+    return {**chosen, **{k: v for k, v in o.items() if not (v is None and k in chosen)}}
+
+
+def rmsprop(**o):
+    rho = pick("rho", {k: o.pop(k, None) for k in ("rho", "alpha", "decay")})
+    o = preset(RMSPROP_CONVENTIONS, o.get("convention"), dict(o, rho=rho))
     h = dict(
-        convention=convention,
-        lr=learning_rate(_or(o.get("lr"), preset["lr"])),
-        rho=unit_interval("rho", _or(rho, preset["rho"])),
-        eps=positive("eps", _or(o.get("eps"), preset["eps"])),
+        convention=o.get("convention"),
+        lr=learning_rate(o["lr"]),
+        rho=unit_interval("rho", o["rho"]),
+        eps=positive("eps", o["eps"]),
         centered=flag("centered", o.get("centered", False)),
         bias_correction=flag("bias_correction", o.get("bias_correction", False)),
-        eps_in_sqrt=flag("eps_in_sqrt", _or(o.get("eps_in_sqrt"), preset["eps_in_sqrt"])),
-        initial_scale=real("initial_scale", _or(o.get("initial_scale"), preset["initial_scale"]),
-                           low=0.0),
+        eps_in_sqrt=flag("eps_in_sqrt", o["eps_in_sqrt"]),
+        initial_scale=real("initial_scale", o["initial_scale"], low=0.0),
     )
     h.update(momentum_options(o.get("momentum", 0.0), o.get("nesterov", False),
-                              _or(o.get("lr_in_momentum"), preset["lr_in_momentum"])))
-    h.update(_shared(o, preset["decoupled_weight_decay"]))
+                              o["lr_in_momentum"]))
+    h.update(_shared(o, o["decoupled_weight_decay"]))
     return h
 
 
@@ -548,4 +348,28 @@ def adam(decoupled_default=False, **o):
         amsgrad=flag("amsgrad", o.get("amsgrad", False)),
     )
     h.update(_shared(o, decoupled_default))
+    return h
+
+
+def lion(**o):
+    beta1, beta2 = _betas(o)
+    h = dict(
+        lr=learning_rate(_or(o.get("lr"), 1e-4)),
+        beta1=unit_interval("beta1", _or(beta1, 0.9)),
+        beta2=unit_interval("beta2", _or(beta2, 0.99)),
+    )
+    h.update(_shared(o, decoupled_default=True))
+    return h
+
+
+def adabelief(**o):
+    beta1, beta2 = _betas(o)
+    h = dict(
+        lr=learning_rate(_or(o.get("lr"), 1e-3)),
+        beta1=unit_interval("beta1", _or(beta1, 0.9)),
+        beta2=unit_interval("beta2", _or(beta2, 0.999)),
+        eps=positive("eps", _or(o.get("eps"), 1e-16)),
+        eps_root=real("eps_root", _or(o.get("eps_root"), 1e-16), low=0.0),
+    )
+    h.update(_shared(o, decoupled_default=True))
     return h

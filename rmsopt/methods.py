@@ -1,4 +1,4 @@
-"""The minimize workers as scipy custom methods.
+"""The minimize workers as scipy custom methods, one per method of ``rmsopt.METHODS``.
 
 >>> import scipy.optimize, rmsopt
 >>> res = scipy.optimize.minimize(lambda x: (x**2).sum(), [1.0, 2.0], jac=lambda x: 2 * x,
@@ -9,7 +9,6 @@ True
 
 from .minimize import WORKERS
 
-rmsprop, sgd, adagrad, adadelta, adam, adamw = (
-    WORKERS[name] for name in ("rmsprop", "sgd", "adagrad", "adadelta", "adam", "adamw"))
+globals().update(WORKERS)  # one per registered optimizer: rmsprop, sgd, adagrad, ...
 
-__all__ = ["rmsprop", "sgd", "adagrad", "adadelta", "adam", "adamw"]
+__all__ = list(WORKERS)

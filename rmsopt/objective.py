@@ -176,8 +176,10 @@ class Objective:
         return self._own[self._turn]
 
     def _gradient(self, g, x):
-        if self.device is not None:
-            return self.device.gradient(g, x, self.dtype)
+        if self.device is not None:  # a host gradient checked here, then copied over
+            host = not self.device.is_device_array(g)
+            return self.device.gradient(checked_gradient(g, x.shape) if host else g, x,
+                                        self.dtype)
         if type(g) is np.ndarray and g.dtype == self.dtype and g.shape == x.shape \
                 and g.flags.c_contiguous:
             last, self._returned = self._returned, g

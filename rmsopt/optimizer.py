@@ -148,11 +148,22 @@ def _may_share_any(a, arrays):
     return False
 
 
+#: The registry: method name -> optimizer class. A class registers itself by naming its
+#: method, ``class RMSprop(Optimizer, method="rmsprop")``; ``rmsopt.minimize``'s methods,
+#: the scipy custom methods of :mod:`rmsopt.methods`, rmsopt's exports, the Dask
+#: optimizers and :func:`precompile`'s defaults all come from here.
+OPTIMIZERS = {}
+
+
 class Optimizer:
     """Base class: bookkeeping only; the math is in :mod:`rmsopt.rules`.
 
-    Subclasses set ``rule`` (a :class:`rmsopt.hyper.Rule`) and ``_build``
-    (the :mod:`rmsopt.hyper` builder of their hyperparameter dict).
+    A subclass is one row of the registry (:data:`OPTIMIZERS`): it names its method
+    (``class X(Optimizer, method="x")``), sets ``rule`` (a :class:`rmsopt.rules.Rule`)
+    and ``_build`` (the :mod:`rmsopt.hyper` builder of its hyperparameter dict), and
+    declares its keywords in ``__init__``'s signature and docstring (which
+    ``rmsopt.minimize`` reads for its options). ``precompiled`` lists the keyword sets
+    whose kernels :func:`precompile` compiles by default.
 
     Attributes
     ----------
@@ -176,8 +187,14 @@ class Optimizer:
     included, is complete.
     """
 
-    rule: hyper.Rule
+    rule: rules.Rule
     _build = staticmethod(hyper.rmsprop)
+    precompiled = ({},)
+
+    def __init_subclass__(cls, method=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if method is not None:
+            OPTIMIZERS[method] = cls
 
     def __init__(self, params, options, backend="auto"):
         self._backend = _backend.resolve(backend, params)
@@ -210,12 +227,12 @@ class Optimizer:
     def _configure(self):
         """Derive the variant (flags, active slots) from the hyperparameters."""
         self._flags = self.rule.flags(self._hyper)
-        self._common = hyper.common_flags(self._hyper)
+        self._common = rules.common_flags(self._hyper)
         self._slots = tuple(bool(u) for u in self.rule.active(self._flags))
         self._step_dependent = self.rule.depends_on_step(self._hyper)
         # host-scalar inputs taken once per configuration, and the last scalars computed
         self._constants = self.rule.constants(self._hyper)
-        self._common_constants = hyper.common_constants(self._hyper)
+        self._common_constants = rules.common_constants(self._hyper)
         self._rule_key = self._rule_scalars = self._common_key = self._common_scalars = None
         self._scalars_key = self._scalars = None
 
@@ -239,15 +256,15 @@ class Optimizer:
     def _host_scalars(self, t, lr, gscale):
         """The kernel's scalars ``(c, h)`` for step ``t``, each reused while its inputs hold.
 
-        The same ``@njit`` value functions as :meth:`hyper.Rule.scalars` and
-        :func:`hyper.common_scalars`, on constants taken once in :meth:`_configure`.
+        The rule's ``@njit`` values function and :func:`rmsopt.rules.common_values` (also
+        called by the compiled loop), on constants taken once in :meth:`_configure`.
         """
         key = (t if self._step_dependent else None, lr, gscale)
         if key == self._scalars_key:  # nothing changed (a rule without step dependence)
             return self._scalars
         if key[1:] != self._common_key:
             self._common_scalars = hyper.as_scalars(
-                rules.CommonScalars, hyper.common_values(self._common_constants, float(lr),
+                rules.CommonScalars, rules.common_values(self._common_constants, float(lr),
                                                          float(gscale)), self._dtype)
             self._common_key = key[1:]
         if key[:2] != self._rule_key:
@@ -620,7 +637,7 @@ def _options(local):
     return {k: v for k, v in local.items() if k not in ("self", "params", "backend", "__class__")}
 
 
-class RMSprop(Optimizer):
+class RMSprop(Optimizer, method="rmsprop"):
     r"""RMSprop: divide each gradient element by a running RMS of its history.
 
     .. math::
@@ -690,8 +707,9 @@ class RMSprop(Optimizer):
     True
     """
 
-    rule = hyper.RULES["rmsprop"]
+    rule = rules.RULES["rmsprop"]
     _build = staticmethod(hyper.rmsprop)
+    precompiled = ({}, {"centered": True}, {"momentum": 0.9})
 
     def __init__(self, params, *, lr=None, rho=None, eps=None, momentum=0.0, centered=False,
                  nesterov=False, bias_correction=False, eps_in_sqrt=None, initial_scale=None,
@@ -701,7 +719,7 @@ class RMSprop(Optimizer):
         super().__init__(params, _options(locals()), backend)
 
 
-class SGD(Optimizer):
+class SGD(Optimizer, method="sgd"):
     r"""Gradient descent with optional heavy-ball or Nesterov momentum.
 
     :math:`p \leftarrow p - \eta g`; with momentum ``m``:
@@ -709,8 +727,9 @@ class SGD(Optimizer):
     dampening). ``lr`` defaults to 1e-3; other options as :class:`RMSprop`.
     """
 
-    rule = hyper.RULES["sgd"]
+    rule = rules.RULES["sgd"]
     _build = staticmethod(hyper.sgd)
+    precompiled = ({"momentum": 0.9},)
 
     def __init__(self, params, *, lr=None, momentum=0.0, nesterov=False, lr_in_momentum=None,
                  weight_decay=0.0, decoupled_weight_decay=False, maximize=False,
@@ -718,7 +737,7 @@ class SGD(Optimizer):
         super().__init__(params, _options(locals()), backend)
 
 
-class AdaGrad(Optimizer):
+class AdaGrad(Optimizer, method="adagrad"):
     r"""AdaGrad: :math:`a \leftarrow a + g^2,\ p \leftarrow p - \eta g / (\sqrt{a} + \epsilon)`.
 
     PyTorch defaults: ``lr=1e-2``, ``eps=1e-10``, ``initial_accumulator_value=0``,
@@ -727,7 +746,7 @@ class AdaGrad(Optimizer):
     accumulator at 0.1.
     """
 
-    rule = hyper.RULES["adagrad"]
+    rule = rules.RULES["adagrad"]
     _build = staticmethod(hyper.adagrad)
 
     def __init__(self, params, *, lr=None, lr_decay=0.0, eps=None, initial_accumulator_value=0.0,
@@ -736,7 +755,7 @@ class AdaGrad(Optimizer):
         super().__init__(params, _options(locals()), backend)
 
 
-class AdaDelta(Optimizer):
+class AdaDelta(Optimizer, method="adadelta"):
     r"""AdaDelta (Zeiler 2012); PyTorch defaults ``lr=1.0``, ``rho=0.9``, ``eps=1e-6``.
 
     .. math::
@@ -746,7 +765,7 @@ class AdaDelta(Optimizer):
         u \leftarrow \rho u + (1-\rho) d^2,\quad p \leftarrow p - \eta d
     """
 
-    rule = hyper.RULES["adadelta"]
+    rule = rules.RULES["adadelta"]
     _build = staticmethod(hyper.adadelta)
 
     def __init__(self, params, *, lr=None, rho=None, eps=None, weight_decay=0.0,
@@ -755,14 +774,14 @@ class AdaDelta(Optimizer):
         super().__init__(params, _options(locals()), backend)
 
 
-class Adam(Optimizer):
+class Adam(Optimizer, method="adam"):
     r"""Adam, AMSGrad and (with ``decoupled_weight_decay``) AdamW, as PyTorch computes them.
 
     Defaults ``lr=1e-3``, ``beta1=0.9``, ``beta2=0.999``, ``eps=1e-8``; PyTorch's
     ``betas=(beta1, beta2)`` is accepted too. See :func:`rmsopt.rules.adam` for the math.
     """
 
-    rule = hyper.RULES["adam"]
+    rule = rules.RULES["adam"]
     _build = staticmethod(hyper.adam)
 
     def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, amsgrad=False,
@@ -771,8 +790,10 @@ class Adam(Optimizer):
         super().__init__(params, _options(locals()), backend)
 
 
-class AdamW(Adam):
+class AdamW(Adam, method="adamw"):
     """Adam with decoupled weight decay (``weight_decay=1e-2`` by default, as PyTorch)."""
+
+    precompiled = ()  # Adam's kernels with decoupled decay: compiled when first used
 
     def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, amsgrad=False,
                  weight_decay=1e-2, decoupled_weight_decay=True, maximize=False, clip_value=None,
@@ -780,8 +801,57 @@ class AdamW(Adam):
         super().__init__(params, **_options(locals()), backend=backend)
 
 
-DEFAULT_VARIANTS = ((RMSprop, {}), (RMSprop, dict(centered=True)), (RMSprop, dict(momentum=0.9)),
-                    (SGD, dict(momentum=0.9)), (AdaGrad, {}), (AdaDelta, {}), (Adam, {}))
+class Lion(Optimizer, method="lion"):
+    r"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), as optax.
+
+    .. math::
+
+        p \leftarrow p - \eta\, \operatorname{sign}\big((1-\beta_1) g + \beta_1 m\big),
+        \qquad m \leftarrow (1-\beta_2) g + \beta_2 m
+
+    optax's ``lion`` (``scale_by_lion``, ``add_decayed_weights``, ``scale_by_learning_rate``):
+    weight decay is decoupled, :math:`p \leftarrow p - \eta (u + \lambda p)`. Defaults
+    ``lr=1e-4``, ``beta1=0.9``, ``beta2=0.99``, ``weight_decay=0`` (optax's default is 1e-3,
+    timm's 0); ``betas=(beta1, beta2)`` is accepted too. Every update has the size of
+    ``lr`` in each element: use a learning rate 3-10x smaller than Adam's. Other options as
+    :class:`RMSprop`.
+    """
+
+    rule = rules.RULES["lion"]
+    _build = staticmethod(hyper.lion)
+
+    def __init__(self, params, *, lr=None, beta1=None, beta2=None, weight_decay=0.0,
+                 decoupled_weight_decay=True, maximize=False, clip_value=None, clip_norm=None,
+                 backend="auto", betas=None):
+        super().__init__(params, _options(locals()), backend)
+
+
+class AdaBelief(Optimizer, method="adabelief"):
+    r"""AdaBelief (Zhuang et al. 2020): Adam with the variance of the gradient around its mean.
+
+    .. math::
+
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
+        s \leftarrow \beta_2 s + (1-\beta_2)(g - m)^2 + \epsilon_{root}, \quad
+        p \leftarrow p - \eta\, \frac{m / (1-\beta_1^t)}{\sqrt{s / (1-\beta_2^t)} + \epsilon}
+
+    As optax's ``adabelief`` (``scale_by_belief``), weight decay added to the update
+    before the learning rate (decoupled: :math:`p \leftarrow p - \eta (u + \lambda p)`, as
+    optax's main branch chains ``add_decayed_weights``). Defaults ``lr=1e-3``,
+    ``beta1=0.9``, ``beta2=0.999``, ``eps=1e-16``, ``eps_root=1e-16``, ``weight_decay=0``;
+    ``betas=(beta1, beta2)`` is accepted too. Other options as :class:`RMSprop`.
+    """
+
+    rule = rules.RULES["adabelief"]
+    _build = staticmethod(hyper.adabelief)
+
+    def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, eps_root=None,
+                 weight_decay=0.0, decoupled_weight_decay=True, maximize=False,
+                 clip_value=None, clip_norm=None, backend="auto", betas=None):
+        super().__init__(params, _options(locals()), backend)
+
+
+DEFAULT_VARIANTS = tuple((cls, kwargs) for cls in OPTIMIZERS.values() for kwargs in cls.precompiled)
 
 
 def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
@@ -795,8 +865,8 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
     ----------
     variants : sequence of (optimizer class, dict of keyword arguments)
         The configurations to compile: their flags, not their numbers, select the
-        kernel. By default each optimizer's defaults and RMSprop's centered and
-        momentum variants.
+        kernel. By default each optimizer's ``precompiled`` (its defaults; RMSprop's
+        centered and momentum variants too, SGD's with momentum).
     dtypes : sequence of dtype
         float32 and/or float64.
 
@@ -820,3 +890,7 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
                                                   _backend.address(opt._count)))
                 count += 1
     return count
+
+
+__all__ = ["OPTIMIZERS", "Optimizer", "interrupts_deferred", "precompile",
+           *(cls.__name__ for cls in OPTIMIZERS.values())]

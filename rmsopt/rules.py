@@ -13,6 +13,11 @@ A rule returns the new ``(p, s0, s1, s2)``. The CPU and CUDA kernels only index
 arrays and call a rule; ``_kernels/reference.py`` re-derives the same math with
 vectorised NumPy and serves as the test oracle.
 
+Next to each rule is its host side, a :class:`Rule` (registered in :data:`RULES` by
+defining it): its state slots, how the hyperparameter dict (built by
+:mod:`rmsopt.hyper`) gives its flags and constants, and its ``values`` function, the
+per-step host scalars.
+
 Gradient preparation shared by all rules, in this order (``Common`` flags):
 
 .. math::
@@ -33,7 +38,10 @@ to ``np.sqrt`` so that float32 stays float32 there too.
 from collections import namedtuple
 from math import sqrt
 
+import numpy as np
 from numba import njit
+
+from ._kernels.cache import cached
 
 # Weight-decay styles (``Common.weight_decay``).
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
@@ -98,6 +106,83 @@ def decay_parameter(p, c, f):
     if f.weight_decay == DECOUPLED_DECAY:
         p = p * c.decay
     return p
+
+
+def common_flags(h):
+    """The gradient preparation's switches (:class:`Common`) from a hyperparameter dict."""
+    decay = h["weight_decay"] > 0.0
+    style = (NO_DECAY if not decay
+             else DECOUPLED_DECAY if h["decoupled_weight_decay"] else L2_DECAY)
+    return Common(maximize=h["maximize"], clip_value=h["clip_value"] is not None,
+                  clip_norm=h["clip_norm"] is not None, weight_decay=style)
+
+
+def common_constants(h):
+    """The float hyperparameters that :func:`common_values` reads."""
+    return (h["clip_value"] or 0.0, h["weight_decay"])
+
+
+@cached
+@njit(inline="always")
+def common_values(k, lr, gscale):
+    """Host scalars of the gradient preparation (:class:`CommonScalars`), in float64."""
+    clip, wd = k
+    m, q = split_scale(gscale)
+    return (m, q, clip, -clip, wd, 1.0 - lr * wd)
+
+
+class Rule:
+    """The host side of one rule: how a hyperparameter dict maps onto its kernel.
+
+    A subclass sits next to its rule function and names it (``kernel``), its state
+    slots, its flags and scalars types and its ``values`` function; defining the
+    subclass registers an instance in :data:`RULES` under ``name``.
+
+    ``values(k, t, lr) -> tuple`` is a small ``@njit`` function of the rule's constants
+    ``k`` (a tuple of floats taken once from the hyperparameters by :meth:`constants`),
+    the step ``t`` (from 1) and the learning rate, giving the step's host scalars in
+    float64 (``Scalars``' fields, in order). ``Optimizer.step`` calls it from Python and
+    the compiled minimize loop from nopython code: one definition, the same bits. ``t``
+    enters powers as a float (``rho ** float(t)`` is libm's pow in Python and in Numba
+    alike). Inlined into nopython callers, where a constant lr and step-free scalars fold
+    away.
+    """
+
+    name: str
+    kernel = None  # staticmethod: the rule function
+    values = None  # staticmethod: the @njit values function
+    slots: tuple  # names of the (up to three) state slots, in kernel order ("" unused)
+    Flags: type  # the namedtuple of compile-time switches
+    Scalars: type  # the namedtuple of host scalars
+    nonnegative = ()  # slots that hold sums of squares (a negative value is a damaged state)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        RULES[cls.name] = cls()
+
+    def flags(self, h):
+        """Compile-time switches of the rule, a :attr:`Flags`."""
+        return self.Flags()
+
+    def active(self, flags):
+        """Which of the three slots this variant uses."""
+        return (True, False, False)
+
+    def constants(self, h):
+        """The float hyperparameters that :attr:`values` reads, as a tuple."""
+        raise NotImplementedError
+
+    def initial(self, h):
+        """Initial value of each slot."""
+        return (0.0, 0.0, 0.0)
+
+    def depends_on_step(self, h):
+        """Whether the host scalars change with the step count (else they are reused)."""
+        return False
+
+
+#: rule name -> :class:`Rule` (each subclass adds itself)
+RULES = {}
 
 
 @njit(inline="always")
@@ -177,6 +262,38 @@ def rmsprop(p, g, nu, mu, buf, h, f):
     return p, nu, mu, buf
 
 
+@cached
+@njit(inline="always")
+def rmsprop_values(k, t, lr):
+    rho, eps, momentum, bias_correction = k
+    bias = 1.0 - rho ** np.float64(t) if bias_correction else 1.0
+    return (lr, rho, 1.0 - rho, eps, momentum, bias, 0.0)
+
+
+class RMSpropRule(Rule):
+    name, kernel, values = "rmsprop", staticmethod(rmsprop), staticmethod(rmsprop_values)
+    slots, nonnegative = ("nu", "mu", "buf"), ("nu",)
+    Flags, Scalars = RMSpropFlags, RMSpropScalars
+
+    def flags(self, h):
+        return RMSpropFlags(
+            centered=h["centered"], momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
+            bias_correction=h["bias_correction"], eps_in_sqrt=h["eps_in_sqrt"],
+            lr_in_momentum=h["lr_in_momentum"])
+
+    def active(self, flags):
+        return (True, flags.centered, flags.momentum)
+
+    def constants(self, h):
+        return (h["rho"], h["eps"], h["momentum"], float(h["bias_correction"]))
+
+    def initial(self, h):
+        return (h["initial_scale"], 0.0, 0.0)
+
+    def depends_on_step(self, h):
+        return h["bias_correction"]
+
+
 SGDFlags = namedtuple("SGDFlags", "momentum nesterov lr_in_momentum")
 SGDScalars = namedtuple("SGDScalars", "lr momentum")
 
@@ -186,6 +303,27 @@ def sgd(p, g, buf, unused1, unused2, h, f):
     r"""Gradient descent, with heavy-ball or Nesterov momentum: :math:`d = g`."""
     p, buf = momentum_step(p, g, buf, h.lr, h.momentum, f)
     return p, buf, unused1, unused2
+
+
+@cached
+@njit(inline="always")
+def sgd_values(k, t, lr):
+    return (lr, k[0])
+
+
+class SGDRule(Rule):
+    name, kernel, values = "sgd", staticmethod(sgd), staticmethod(sgd_values)
+    slots, Flags, Scalars = ("buf", "", ""), SGDFlags, SGDScalars
+
+    def flags(self, h):
+        return SGDFlags(momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
+                        lr_in_momentum=h["lr_in_momentum"])
+
+    def active(self, flags):
+        return (flags.momentum, False, False)
+
+    def constants(self, h):
+        return (h["momentum"],)
 
 
 AdaGradFlags = namedtuple("AdaGradFlags", "eps_in_sqrt")
@@ -210,6 +348,31 @@ def adagrad(p, g, acc, unused1, unused2, h, f):
     return p - h.lr * d, acc, unused1, unused2
 
 
+@cached
+@njit(inline="always")
+def adagrad_values(k, t, lr):
+    lr_decay, eps = k
+    return (lr / (1.0 + (t - 1) * lr_decay), eps)  # PyTorch's lr_decay
+
+
+class AdaGradRule(Rule):
+    name, kernel, values = "adagrad", staticmethod(adagrad), staticmethod(adagrad_values)
+    slots, nonnegative = ("acc", "", ""), ("acc",)
+    Flags, Scalars = AdaGradFlags, AdaGradScalars
+
+    def flags(self, h):
+        return AdaGradFlags(eps_in_sqrt=h["eps_in_sqrt"])
+
+    def constants(self, h):
+        return (h["lr_decay"], h["eps"])
+
+    def initial(self, h):
+        return (h["initial_accumulator_value"], 0.0, 0.0)
+
+    def depends_on_step(self, h):
+        return h["lr_decay"] > 0.0
+
+
 AdaDeltaFlags = namedtuple("AdaDeltaFlags", "")
 AdaDeltaScalars = namedtuple("AdaDeltaScalars", "lr rho one_minus_rho eps")
 
@@ -229,6 +392,25 @@ def adadelta(p, g, nu, u, unused, h, f):
     d = sqrt(u + h.eps) / sqrt(nu + h.eps) * g
     u = h.rho * u + h.one_minus_rho * (d * d)
     return p - h.lr * d, nu, u, unused
+
+
+@cached
+@njit(inline="always")
+def adadelta_values(k, t, lr):
+    rho, eps = k
+    return (lr, rho, 1.0 - rho, eps)
+
+
+class AdaDeltaRule(Rule):
+    name, kernel, values = "adadelta", staticmethod(adadelta), staticmethod(adadelta_values)
+    slots, nonnegative = ("nu", "u", ""), ("nu", "u")
+    Flags, Scalars = AdaDeltaFlags, AdaDeltaScalars
+
+    def active(self, flags):
+        return (True, True, False)
+
+    def constants(self, h):
+        return (h["rho"], h["eps"])
 
 
 AdamFlags = namedtuple("AdamFlags", "amsgrad")
@@ -260,3 +442,125 @@ def adam(p, g, m, v, vmax, h, f):
         vhat = vmax
     den = sqrt(vhat) / h.sqrt_bias2 + h.eps
     return p - h.step_size * (m / den), m, v, vmax
+
+
+@cached
+@njit(inline="always")
+def adam_values(k, t, lr):
+    b1, b2, eps = k
+    return (lr / (1.0 - b1 ** np.float64(t)), b1, 1.0 - b1, b2, 1.0 - b2, eps,
+            np.sqrt(1.0 - b2 ** np.float64(t)))
+
+
+class AdamRule(Rule):
+    name, kernel, values = "adam", staticmethod(adam), staticmethod(adam_values)
+    slots, nonnegative = ("m", "v", "vmax"), ("v", "vmax")
+    Flags, Scalars = AdamFlags, AdamScalars
+
+    def flags(self, h):
+        return AdamFlags(amsgrad=h["amsgrad"])
+
+    def active(self, flags):
+        return (True, True, flags.amsgrad)
+
+    def constants(self, h):
+        return (h["beta1"], h["beta2"], h["eps"])
+
+    def depends_on_step(self, h):
+        return True
+
+
+LionFlags = namedtuple("LionFlags", "")
+LionScalars = namedtuple(
+    "LionScalars", "lr beta1 one_minus_beta1 beta2 one_minus_beta2 one zero"
+)
+
+
+@njit(inline="always")
+def lion(p, g, m, unused1, unused2, h, f):
+    r"""Lion (Chen et al. 2023), as optax's ``scale_by_lion`` orders it.
+
+    .. math::
+
+        c &= (1 - \beta_1) g + \beta_1 m, \qquad
+        p \leftarrow p - \eta \operatorname{sign}(c) \\
+        m &\leftarrow (1 - \beta_2) g + \beta_2 m
+
+    The momentum is updated from its old value, with :math:`\beta_2`. ``sign`` is 0 at 0
+    and NaN for NaN (``jnp.sign``). Weight decay is decoupled by default (optax's
+    ``lion`` chains ``add_decayed_weights`` before the learning rate).
+    """
+    c = h.one_minus_beta1 * g + h.beta1 * m
+    if c > h.zero:
+        s = h.one
+    elif c < h.zero:
+        s = -h.one
+    else:
+        s = c  # 0 stays 0 (its sign too), NaN stays NaN
+    m = h.one_minus_beta2 * g + h.beta2 * m
+    return p - h.lr * s, m, unused1, unused2
+
+
+@cached
+@njit(inline="always")
+def lion_values(k, t, lr):
+    b1, b2 = k
+    return (lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0, 0.0)
+
+
+class LionRule(Rule):
+    name, kernel, values = "lion", staticmethod(lion), staticmethod(lion_values)
+    slots, Flags, Scalars = ("mu", "", ""), LionFlags, LionScalars
+
+    def constants(self, h):
+        return (h["beta1"], h["beta2"])
+
+
+AdaBeliefFlags = namedtuple("AdaBeliefFlags", "")
+AdaBeliefScalars = namedtuple(
+    "AdaBeliefScalars",
+    "lr beta1 one_minus_beta1 beta2 one_minus_beta2 eps eps_root bias1 bias2",
+)
+
+
+@njit(inline="always")
+def adabelief(p, g, m, s, unused, h, f):
+    r"""AdaBelief (Zhuang et al. 2020), in optax's ``scale_by_belief`` order of operations.
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1 - \beta_1) g \\
+        s &\leftarrow \beta_2 s + (1 - \beta_2) (g - m)^2 + \epsilon_{root} \\
+        p &\leftarrow p - \eta\, \frac{m / (1 - \beta_1^t)}{\sqrt{s / (1 - \beta_2^t)} + \epsilon}
+
+    The "belief" :math:`s` tracks the squared distance of the gradient from its running mean
+    (the new mean, as optax); ``eps_root`` is added to the state at every step.
+    """
+    m = h.one_minus_beta1 * g + h.beta1 * m
+    e = g - m
+    s = (h.one_minus_beta2 * (e * e) + h.beta2 * s) + h.eps_root
+    u = (m / h.bias1) / (sqrt(s / h.bias2) + h.eps)
+    return p - h.lr * u, m, s, unused
+
+
+@cached
+@njit(inline="always")
+def adabelief_values(k, t, lr):
+    b1, b2, eps, eps_root = k
+    return (lr, b1, 1.0 - b1, b2, 1.0 - b2, eps, eps_root, 1.0 - b1 ** np.float64(t),
+            1.0 - b2 ** np.float64(t))
+
+
+class AdaBeliefRule(Rule):
+    name, kernel, values = "adabelief", staticmethod(adabelief), staticmethod(adabelief_values)
+    slots, nonnegative = ("mu", "nu", ""), ("nu",)
+    Flags, Scalars = AdaBeliefFlags, AdaBeliefScalars
+
+    def active(self, flags):
+        return (True, True, False)
+
+    def constants(self, h):
+        return (h["beta1"], h["beta2"], h["eps"], h["eps_root"])
+
+    def depends_on_step(self, h):
+        return True

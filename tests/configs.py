@@ -38,6 +38,13 @@ CONFIGS = [
     ("adam", A, dict(lr=0.01)),
     ("adam-amsgrad", A, dict(lr=0.01, amsgrad=True, clip_norm=2.0)),
     ("adamw", rmsopt.AdamW, dict(lr=0.01)),
+    ("lion", rmsopt.Lion, dict(lr=0.01)),
+    ("lion-decay-clip", rmsopt.Lion, dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1,
+                                          clip_norm=2.0)),
+    ("adabelief", rmsopt.AdaBelief, dict(lr=0.01)),
+    ("adabelief-decay-clip", rmsopt.AdaBelief, dict(lr=0.01, eps=1e-8, eps_root=1e-10,
+                                                    weight_decay=0.1, clip_value=0.5)),
+    ("lion-l2", rmsopt.Lion, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=False)),
 ]
 
 IDS = [c[0] for c in CONFIGS]

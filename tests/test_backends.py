@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rmsopt
-from rmsopt import _config, hyper
+from rmsopt import _config, rules
 from rmsopt import backend as _backend
 from rmsopt._kernels import cpu, reference
 
@@ -173,7 +173,7 @@ def test_host_scalars_are_the_dtype_rounding_of_the_float64_values(name, cls, kw
     for t, lr, gscale in [(1, h["lr"], 1.0), (2, h["lr"], 0.3), (3, 0.123, 0.3), (4, 0.123, 1.0),
                           (40, h["lr"], np.nan)]:
         c, s = opt._host_scalars(t, lr, gscale)
-        want_c = np.array(hyper.common_values(hyper.common_constants(h), lr, gscale), dtype)
+        want_c = np.array(rules.common_values(rules.common_constants(h), lr, gscale), dtype)
         want_s = np.array(opt.rule.values(opt.rule.constants(h), t, lr), dtype)
         for got, want in ((c, want_c), (s, want_s)):
             assert all(type(v) is dtype for v in got)
@@ -183,7 +183,7 @@ def test_host_scalars_are_the_dtype_rounding_of_the_float64_values(name, cls, kw
 def test_steps_do_not_rebuild_constants_from_the_hyperparameters(monkeypatch):
     """Adam's host scalars change every step; the constants they come from do not."""
     calls = []
-    for owner, attr in ((hyper.AdamRule, "constants"), (hyper, "common_constants")):
+    for owner, attr in ((rules.AdamRule, "constants"), (rules, "common_constants")):
         original = getattr(owner, attr)
         monkeypatch.setattr(owner, attr, lambda *a, f=original: calls.append(1) or f(*a))
     x = np.ones(8)

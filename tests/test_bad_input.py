@@ -34,13 +34,12 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds
 
 import rmsopt
-from rmsopt import checkpoint, hyper, schedules
+from rmsopt import checkpoint, hyper, rules, schedules
 from rmsopt._kernels import cpu
 from rmsopt.backend import BACKENDS
 from rmsopt.minimize import METHODS
 
-CLASSES = (rmsopt.RMSprop, rmsopt.SGD, rmsopt.AdaGrad, rmsopt.AdaDelta, rmsopt.Adam,
-           rmsopt.AdamW)
+CLASSES = tuple(rmsopt.optimizer.OPTIMIZERS.values())  # every registered optimizer
 FLOATS = (np.float32, np.float64)
 LONGDOUBLE = [np.longdouble] if np.dtype(np.longdouble).itemsize > 8 else []
 
@@ -121,6 +120,7 @@ REALS = {
     "initial_accumulator_value": (0.0, None, False, False, False),
     "beta1": (0.0, 1.0, False, True, True),
     "beta2": (0.0, 1.0, False, True, True),
+    "eps_root": (0.0, None, False, False, True),
 }
 # name: None allowed (None means the default)
 FLAGS = {"centered": False, "nesterov": False, "bias_correction": False, "eps_in_sqrt": True,
@@ -482,9 +482,9 @@ def test_step_rows_refuses_bad_input_and_changes_nothing(data):
 
 # ------------------------------------------------------------ load_state_dict
 
-SOURCES = {rmsopt.RMSprop: dict(momentum=0.9, lr=schedules.exponential(0.1, 0.9)),
-           rmsopt.SGD: dict(momentum=0.9), rmsopt.AdaGrad: {}, rmsopt.AdaDelta: {},
-           rmsopt.Adam: {}, rmsopt.AdamW: {}}
+SOURCES = {**{cls: {} for cls in CLASSES},  # each class's defaults, and these variants
+           rmsopt.RMSprop: dict(momentum=0.9, lr=schedules.exponential(0.1, 0.9)),
+           rmsopt.SGD: dict(momentum=0.9)}
 
 
 @functools.cache
@@ -616,7 +616,7 @@ def damaged_state_dicts(draw):
     cls = draw(st.sampled_from(CLASSES), label="class")
     dtype = draw(st.sampled_from(FLOATS), label="dtype")
     d = copy.deepcopy(_source_state_dict(cls, dtype))
-    rule = hyper.RULES[d["rule"]]
+    rule = rules.RULES[d["rule"]]
     kind = draw(st.sampled_from(
         ["not a dict", "drop", "header", "t", "shapes", "hyper", "hyper drop", "hyper unknown",
          "hyper value", "state", "state drop", "state extra", "state value", "params",

@@ -2,7 +2,9 @@
 
 ``golden/trajectories.json`` holds, per case, the parameters after each of 25 steps of a small
 nonlinear problem, made by ``golden/generate.py`` (which documents how to rerun it) from
-``torch.optim`` itself and from each library's update equations in its own order of operations.
+``torch.optim`` itself and from each library's update equations in its own order of operations;
+``golden/optax_runs.json`` the same from optax itself (``golden/generate_optax.py``), for the
+rules optax defines (Lion, AdaBelief).
 Every case is replayed here with the convention preset plus only the case's own options, and every
 step must agree to a relative 1e-9 in float64; a NaN or inf in rmsopt's trajectory fails.
 
@@ -26,8 +28,10 @@ import pytest
 
 import rmsopt
 
-DATA = json.loads((Path(__file__).parent / "golden" / "trajectories.json").read_text())
-CASES = DATA["cases"]
+GOLDEN = Path(__file__).parent / "golden"
+DATA = json.loads((GOLDEN / "trajectories.json").read_text())
+OPTAX = json.loads((GOLDEN / "optax_runs.json").read_text())  # optax run for real
+CASES = DATA["cases"] + OPTAX["cases"]
 RTOL = 1e-9
 TORCH_CLIP_NORM_RTOL = 1e-5  # torch's clip_grad_norm_ adds 1e-6 to the norm (see above)
 
@@ -55,7 +59,11 @@ def replay(case, backend):
 
 
 def test_data_is_complete():
-    assert len(CASES) == len({c["id"] for c in CASES}) >= 40
+    assert len(CASES) == len({c["id"] for c in CASES}) >= 44
+    for key in ("A", "b", "p0", "steps"):  # one problem for every file
+        assert OPTAX[key] == DATA[key], key
+    for rule in ("Lion", "AdaBelief"):  # rules defined by optax: from optax itself, a schedule included
+        assert any(c["optimizer"] == rule and c["lrs"] for c in OPTAX["cases"]), rule
     for convention in ("torch", "keras", "optax", "tf1"):
         assert any(c["kwargs"].get("convention") == convention and c["lrs"] for c in CASES)
     for option in ("clip_value", "clip_norm"):  # clipped runs from torch, clip_norm from optax too
@@ -85,3 +93,40 @@ def test_golden_trajectory(case, backend):
         pytest.fail(f"{case['id']} ({case['source']}): first differs at step {step + 1}, "
                     f"parameter {i}: {float(got[step, i])!r} vs {float(want[step, i])!r} "
                     f"(relative {rel[step, i]:.2e}; worst {rel.max():.2e})")
+
+
+# Each library's defaults, from its documentation (rmsopt's own: README). The golden runs pass
+# most of them explicitly, so they are pinned here one by one.
+DEFAULTS = [
+    ("RMSprop", {}, dict(lr=1e-3, rho=0.9, eps=1e-8, eps_in_sqrt=False, initial_scale=0.0,
+                         lr_in_momentum=False, decoupled_weight_decay=False, momentum=0.0,
+                         centered=False, weight_decay=0.0)),
+    ("RMSprop", dict(convention="torch"),  # torch.optim.RMSprop
+     dict(lr=1e-2, rho=0.99, eps=1e-8, eps_in_sqrt=False, initial_scale=0.0,
+          lr_in_momentum=False, decoupled_weight_decay=False)),
+    ("RMSprop", dict(convention="keras"),  # keras.optimizers.RMSprop (Keras 3)
+     dict(lr=1e-3, rho=0.9, eps=1e-7, eps_in_sqrt=True, initial_scale=0.0,
+          lr_in_momentum=True, decoupled_weight_decay=True)),
+    ("RMSprop", dict(convention="optax"),  # optax.rmsprop (its lr has no default)
+     dict(rho=0.9, eps=1e-8, eps_in_sqrt=True, initial_scale=0.0, lr_in_momentum=True,
+          decoupled_weight_decay=False)),
+    ("RMSprop", dict(convention="tf1"),  # tf.compat.v1.train.RMSPropOptimizer
+     dict(rho=0.9, eps=1e-10, eps_in_sqrt=True, initial_scale=1.0, lr_in_momentum=True,
+          decoupled_weight_decay=False)),
+    ("SGD", {}, dict(lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0)),
+    ("AdaGrad", {}, dict(lr=1e-2, lr_decay=0.0, eps=1e-10, initial_accumulator_value=0.0,
+                         eps_in_sqrt=False)),  # torch.optim.Adagrad
+    ("AdaDelta", {}, dict(lr=1.0, rho=0.9, eps=1e-6)),  # torch.optim.Adadelta
+    ("Adam", {}, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=False,
+                      weight_decay=0.0, decoupled_weight_decay=False)),  # torch.optim.Adam
+    ("AdamW", {}, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
+                       decoupled_weight_decay=True)),  # torch.optim.AdamW
+]
+
+
+@pytest.mark.parametrize("name,kwargs,want", DEFAULTS,
+                         ids=[f"{n}-{k.get('convention', 'rmsopt')}" for n, k, _ in DEFAULTS])
+def test_defaults_are_the_libraries(name, kwargs, want):
+    h = getattr(rmsopt, name)(np.zeros(2), **kwargs).hyper
+    assert {k: h[k] for k in want} == want
+    assert all(type(h[k]) is type(v) for k, v in want.items())

@@ -11,7 +11,8 @@ import rmsopt
 from rmsopt import schedules
 
 METHODS = list(rmsopt.METHODS)
-LR = {"rmsprop": 1e-2, "sgd": 1e-3, "adagrad": 0.5, "adadelta": 1.0, "adam": 1e-2, "adamw": 1e-2}
+LR = {"rmsprop": 1e-2, "sgd": 1e-3, "adagrad": 0.5, "adadelta": 1.0, "adam": 1e-2, "adamw": 1e-2,
+      "lion": 1e-3, "adabelief": 1e-2}
 
 
 def quad(x, a=None):
@@ -392,6 +393,33 @@ def test_minibatch_slices_every_sample_array_with_the_same_indices():
     assert res.steps == 8
 
 
+def test_smallest_batches_and_epochs_and_data_as_one_position():
+    """batch_size=1 and epochs=1 are valid; ``data=1`` is ``data=(1,)``."""
+    X, y = regression(20)
+    res = rmsopt.minimize(mse, np.zeros(2), args=(X, y), jac=mse_grad,
+                          options=dict(batch_size=1, epochs=1, seed=0))
+    assert res.status == 5 and res.steps == 20 and res.epochs == 1
+
+    def f(w, X_, s):
+        r = X_ @ w - 1.0
+        return s[0] * 0.5 * float(np.mean(r * r))
+
+    def g(w, X_, s):
+        return s[0] * X_.T @ (X_ @ w - 1.0) / len(X_)
+
+    opts = dict(batch_size=5, epochs=1, seed=0)
+    a, b = (rmsopt.minimize(f, np.zeros(2), args=(X, np.ones(2)), jac=g,
+                            options=dict(opts, data=data)) for data in (0, (0,)))
+    assert a.steps == 4 and a.x.tobytes() == b.x.tobytes()
+
+
+def test_no_history_or_iterates_unless_asked():
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=3))
+    assert "history" not in res and "allvecs" not in res
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(maxiter=3, history=True))
+    assert res.history["fun"].shape == (4,) and "allvecs" not in res
+
+
 BAD_X0 = [
     (np.array([1.0, np.nan]), ValueError, "x0 contains NaN or inf"),
     (np.array([1.0, np.inf]), ValueError, "x0 contains NaN or inf"),
@@ -511,8 +539,9 @@ def test_unknown_options_warn_at_the_callers_line_with_a_hint(via_scipy):
 
 
 @pytest.mark.parametrize("method,key,hint", [
-    ("rmsprop", "betas", "betas is an option of method 'adam', 'adamw', not 'rmsprop'"),
-    ("rmsprop", "beta_1", "beta_1 ('beta1') is an option of method 'adam', 'adamw'"),
+    ("rmsprop", "betas",
+     "betas is an option of method 'adam', 'adamw', 'lion', 'adabelief', not 'rmsprop'"),
+    ("rmsprop", "beta_1", "beta_1 ('beta1') is an option of method 'adam', 'adamw', 'lion'"),
     ("sgd", "rho", "rho is an option of method 'rmsprop', 'adadelta', not 'sgd'"),
     ("adam", "alpha", "alpha ('rho') is an option of method 'rmsprop', 'adadelta', not 'adam'"),
     ("adagrad", "decay", "decay ('rho') is an option of method 'rmsprop', 'adadelta'"),

@@ -103,8 +103,8 @@ def test_second_moments_nonnegative_and_decay_under_zero_gradient(name, cls, kwa
     nu_before = opt.state.get("nu", None)
     nu_before = None if nu_before is None else nu_before.copy()
     opt.step(np.zeros(9))
-    if nu_before is not None:
-        assert (opt.state["nu"] <= nu_before).all()
+    if nu_before is not None and opt.rule.name != "adabelief":  # its nu tracks (g - m)^2:
+        assert (opt.state["nu"] <= nu_before).all()            # a zero g may raise it
 
 
 @pytest.mark.parametrize("name,cls,kwargs", CONFIGS, ids=IDS)
@@ -114,7 +114,8 @@ def test_float32_gradient_whose_square_overflows(name, cls, kwargs):
     - adaptive rules (RMSprop, centered or not, AdaGrad, AdaDelta, Adam): the second moment
       saturates at inf, so that element's step is zero (g / inf): the parameter stays put
       (only decoupled weight decay still shrinks it);
-    - SGD: no second moment; the parameter moves by lr * g, which is finite;
+    - SGD: no second moment; the parameter moves by lr * g, which is finite; Lion by lr
+      (the sign of its interpolation);
     - clip_value / clip_norm bound the gradient first, so the parameter moves, finitely.
     """
     x = np.ones(3, dtype=np.float32)
@@ -125,7 +126,8 @@ def test_float32_gradient_whose_square_overflows(name, cls, kwargs):
     assert x[2] != 1 or h["clip_norm"] is not None  # clip_norm scales g[2] down to 1e-25
     for k, v in opt.state.items():
         assert not np.isnan(v).any(), k
-    if h["clip_value"] is not None or h["clip_norm"] is not None or opt.rule.name == "sgd":
+    if h["clip_value"] is not None or h["clip_norm"] is not None or \
+            opt.rule.name in ("sgd", "lion"):
         assert (x[:2] != 1).all()
     else:
         decay = 1.0 - h["lr"] * h["weight_decay"] if h["decoupled_weight_decay"] else 1.0

@@ -54,6 +54,10 @@ OTHERS = st.sampled_from([
     (rmsopt.Adam, dict(lr=0.01, amsgrad=True)),
     (rmsopt.Adam, dict(lr=0.01, amsgrad=True, clip_norm=1e-3)),
     (rmsopt.AdamW, dict(lr=0.01)),
+    (rmsopt.Lion, dict(lr=0.01)),
+    (rmsopt.AdaBelief, dict(lr=0.01)),
+    (rmsopt.AdaBelief, dict(lr=0.01, eps=1e-8, weight_decay=0.1, clip_norm=1.0)),
+    (rmsopt.Lion, dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.1, clip_norm=1.0)),
 ])
 
 
@@ -181,7 +185,7 @@ def test_a_mistake_in_the_host_scalars_is_caught(monkeypatch):
     """The reference does not share the host scalars: mistakes planted in them (torch's
     ``clip_norm / (norm + 1e-6)``, Adam's bias correction one step late) make the kernels
     disagree with it."""
-    from rmsopt import hyper
+    from rmsopt import hyper, rules
 
     rng = np.random.default_rng(5)
     x0 = rng.standard_normal(12)
@@ -193,12 +197,12 @@ def test_a_mistake_in_the_host_scalars_is_caught(monkeypatch):
         m.setattr(hyper, "clip_scale", lambda norm, c: 1.0 if norm <= c else c / (norm + 1e-6))
         with pytest.raises(AssertionError):
             assert_same(*kernel_and_reference(*cases[0], x0, grads))
-    adam = hyper.AdamRule.values
+    adam = rules.AdamRule.values
 
     def adam_late(k, t, lr):  # lr / (1 - beta1 ** (t + 1))
         return (lr / (1.0 - k[0] ** float(t + 1)),) + tuple(adam(k, t, lr)[1:])
 
-    monkeypatch.setattr(hyper.AdamRule, "values", staticmethod(adam_late))
+    monkeypatch.setattr(rules.AdamRule, "values", staticmethod(adam_late))
     with pytest.raises(AssertionError):
         assert_same(*kernel_and_reference(*cases[1], x0, grads))
 

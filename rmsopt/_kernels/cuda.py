@@ -49,8 +49,8 @@ from numba import cuda
 from numba.core.dispatcher import Dispatcher
 
 from .. import _config, rules
-from ..backend import is_device_array
 from . import cpu
+from .devices import is_device_array
 
 SIMULATOR = bool(cuda.config.ENABLE_CUDASIM)
 JIT = dict(fastmath=_config.FASTMATH)
@@ -616,12 +616,14 @@ def _elementwise_grid(n):
 class DeviceArrays:
     """The array operations of :func:`rmsopt.minimize`'s loop on 1-D device arrays.
 
-    The host loop (:class:`rmsopt.minimize.TwoBuffers`) does the same on NumPy
+    The host loop (:class:`rmsopt.loop.TwoBuffers`) does the same on NumPy
     arrays; results are the same (max and clip are exact operations). One
     instance per run: its scratch buffers (the reductions' partials and flags,
     two gradient buffers used in turn) are allocated by the first call that
     needs them, so that the iterations allocate nothing on the device.
     """
+
+    is_device_array = staticmethod(is_device_array)
 
     def __init__(self):
         self._norm = None  # (partial, out) of grad_norm
@@ -693,11 +695,9 @@ class DeviceArrays:
     def gradient(self, g, x, dtype):
         """``jac``'s value in one of this object's device buffers of ``dtype`` (a host array is
         copied over; a device array copied on the device, since ``jac`` may reuse it)."""
-        if not is_device_array(g):
-            from ..objective import checked_gradient
-
+        if not is_device_array(g):  # (checked by the caller, rmsopt.objective)
             out = self._buffer(x)
-            out.copy_to_device(np.ascontiguousarray(checked_gradient(g, x.shape), dtype=dtype))
+            out.copy_to_device(np.ascontiguousarray(g, dtype=dtype))
             return out
         arr = _describe(g, "the gradient from jac", "takes")
         if arr.shape != tuple(x.shape):

@@ -94,6 +94,24 @@ def adam(p, g, m, v, vmax, h, f):
     return p - h.step_size * (m / den), m, v, vmax
 
 
+def lion(p, g, m, unused1, unused2, h, f):
+    direction = np.sign(h.one_minus_beta1 * g + h.beta1 * m)  # sign(0) = 0, sign(NaN) = NaN
+    m = h.one_minus_beta2 * g + h.beta2 * m
+    return p - h.lr * direction, m, None, None
+
+
+def adabelief(p, g, m, s, unused, h, f):
+    m = h.one_minus_beta1 * g + h.beta1 * m
+    s = (h.one_minus_beta2 * np.square(g - m) + h.beta2 * s) + h.eps_root
+    m_hat, s_hat = m / h.bias1, s / h.bias2
+    return p - h.lr * (m_hat / (np.sqrt(s_hat) + h.eps)), m, s, None
+
+
+#: rule name -> the element-wise step above (``rmsopt.rules.RULES`` has the same names)
+STEPS = {"rmsprop": rmsprop, "sgd": sgd, "adagrad": adagrad, "adadelta": adadelta, "adam": adam,
+         "lion": lion, "adabelief": adabelief}
+
+
 def global_norm(grads):
     """Global L2 norm of a list of gradients, in float64 (``np.linalg.norm`` of them all).
 
@@ -121,7 +139,8 @@ def global_norm(grads):
 
 SLOTS = {"rmsprop": ("nu", "mu", "buf"), "sgd": ("buf", None, None),
          "adagrad": ("acc", None, None), "adadelta": ("nu", "u", None),
-         "adam": ("m", "v", "vmax")}
+         "adam": ("m", "v", "vmax"), "lion": ("mu", None, None),
+         "adabelief": ("mu", "nu", None)}
 
 
 def derive_scalars(rule, hyper, t, lr, grads=None):
@@ -138,6 +157,9 @@ def derive_scalars(rule, hyper, t, lr, grads=None):
     * AdaDelta: ``one_minus_rho`` :math:`= 1 - \rho`.
     * Adam: ``step_size`` :math:`= \eta / (1 - \beta_1^t)`, ``sqrt_bias2``
       :math:`= \sqrt{1 - \beta_2^t}`, ``one_minus_beta1/2`` (Kingma & Ba, as PyTorch).
+    * Lion: ``one_minus_beta1/2`` (Chen et al., as optax).
+    * AdaBelief: ``one_minus_beta1/2``, ``bias1`` :math:`= 1 - \beta_1^t`, ``bias2``
+      :math:`= 1 - \beta_2^t`, ``eps_root`` (Zhuang et al., as optax).
     * All: ``wd``; ``decay`` :math:`= 1 - \eta\lambda` (decoupled weight decay, with the
       step's ``lr``, before AdaGrad's decay); ``clip`` and ``neg_clip`` :math:`= \pm v`;
       ``scale`` :math:`= \min(1, c / \lVert g \rVert_2)` for ``clip_norm`` :math:`c`, the
@@ -159,6 +181,14 @@ def derive_scalars(rule, hyper, t, lr, grads=None):
         k.update(beta1=b1, one_minus_beta1=1.0 - b1, beta2=b2, one_minus_beta2=1.0 - b2,
                  step_size=lr / (1.0 - b1 ** float(t)),
                  sqrt_bias2=math.sqrt(1.0 - b2 ** float(t)))
+    elif rule == "adabelief":
+        b1, b2 = hyper["beta1"], hyper["beta2"]
+        k.update(beta1=b1, one_minus_beta1=1.0 - b1, beta2=b2, one_minus_beta2=1.0 - b2,
+                 eps_root=hyper["eps_root"], bias1=1.0 - b1 ** float(t),
+                 bias2=1.0 - b2 ** float(t))
+    elif rule == "lion":
+        b1, b2 = hyper["beta1"], hyper["beta2"]
+        k.update(beta1=b1, one_minus_beta1=1.0 - b1, beta2=b2, one_minus_beta2=1.0 - b2)
     elif rule != "sgd":
         raise ValueError(f"unknown rule {rule!r}")
     wd, clip = hyper["weight_decay"], hyper["clip_value"] or 0.0
@@ -186,7 +216,8 @@ def active_slots(rule, hyper):
     momentum = hyper.get("momentum", 0.0) > 0.0
     use = {"rmsprop": (True, hyper.get("centered"), momentum), "sgd": (momentum, False, False),
            "adagrad": (True, False, False), "adadelta": (True, True, False),
-           "adam": (True, True, hyper.get("amsgrad"))}[rule]
+           "adam": (True, True, hyper.get("amsgrad")), "lion": (True, False, False),
+           "adabelief": (True, True, False)}[rule]
     first = {"rmsprop": hyper.get("initial_scale"),
              "adagrad": hyper.get("initial_accumulator_value")}.get(rule, 0.0)
     return [(name, value) if used else None
@@ -217,7 +248,7 @@ def step(rule, hyper, t, lr, params, grads, state, scale_as_kernels=False):
     k = derive_scalars(rule, hyper, t, lr, grads)
     h = SimpleNamespace(**{name: dtype(v) for name, v in k.items()})
     f = _flags(rule, hyper)
-    fn = globals()[rule]
+    fn = STEPS[rule]
     names = [s and s[0] for s in active_slots(rule, hyper)]
     new_params, new_state = [], {n: [] for n in names if n}
     # the clip scale is applied here (exactly, or split as the kernels do); the rest of the
