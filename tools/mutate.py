@@ -38,12 +38,15 @@ MODULES = {
     "rules": (["tests/test_golden.py", "tests/test_numerics.py", "tests/test_backends.py",
                "tests/test_properties.py"], True),
     "hyper": (["tests/test_errors.py", "tests/test_golden.py", "tests/test_numerics.py",
-               "tests/test_checkpoint.py"], True),
+               "tests/test_checkpoint.py", "tests/test_bad_input.py"], True),
     "checkpoint": (["tests/test_checkpoint.py", "tests/test_errors.py"], False),
     "schedules": (["tests/test_schedules.py", "tests/test_minimize.py", "tests/test_compiled.py",
                    "tests/test_checkpoint.py", "-k", "schedul or cosine or warmup or lr"], False),
     "minimize": (["tests/test_minimize.py", "tests/test_compiled.py", "tests/test_scale.py",
                   "tests/test_errors.py"], False),
+    # the minimize engine; stop_test and grad_norm are compiled into the nopython loop
+    "loop": (["tests/test_minimize.py", "tests/test_compiled.py", "tests/test_scale.py",
+              "tests/test_errors.py"], True),
 }
 
 SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
