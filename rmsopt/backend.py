@@ -157,9 +157,11 @@ def apply_step(backend, rule, flags, common, slots, layout, params, grads, state
         return
     kernel = cpu.step_kernel(rule.kernel, flags, common, slots, layout.parallel)
     paddr = layout.gaddr(params)
+    count, caddr = _counter(None)  # ``count`` stays referenced until the kernel has run
     args = (paddr, paddr if out is params else layout.gaddr(out), layout.gaddr(grads),
-            layout.size, layout.offset, layout.tasks, *state, c, h, _counter(None)[1])
+            layout.size, layout.offset, layout.tasks, *state, c, h, caddr)
     _launch(kernel, args, layout.parallel)
+    del count
 
 
 class Buffers:
@@ -190,8 +192,7 @@ def full(backend, n, value, dtype):
 def to_host(backend, a):
     """A host copy of a parameter or state array."""
     if backend == "cuda":
-        cu = cuda_kernels()
-        return (cu.as_device_view(a) if isinstance(a, cu._Array) else a).copy_to_host()
+        return cuda_kernels().to_host(a)
     return a.copy()
 
 

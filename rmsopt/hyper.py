@@ -338,7 +338,7 @@ def _betas(o):
     return tuple(betas)
 
 
-def adam(decoupled_default=False, **o):
+def adam(**o):
     beta1, beta2 = _betas(o)
     h = dict(
         lr=learning_rate(_or(o.get("lr"), 1e-3)),
@@ -347,7 +347,7 @@ def adam(decoupled_default=False, **o):
         eps=positive("eps", _or(o.get("eps"), 1e-8)),
         amsgrad=flag("amsgrad", o.get("amsgrad", False)),
     )
-    h.update(_shared(o, decoupled_default))
+    h.update(_shared(o))
     return h
 
 

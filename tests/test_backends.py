@@ -244,3 +244,24 @@ def test_float32_kernels_contain_no_float64_arithmetic(name, cls, kwargs, monkey
     for op in ("fadd double", "fmul double", "fdiv double", "fsub double", "fpext", "fcmp olt double",
                "llvm.sqrt.f64"):
         assert op not in body, f"{op} in the float32 kernel of {name}"
+
+
+def test_block_step_keeps_its_step_counter_alive_while_the_kernel_runs(monkeypatch):
+    """The kernel adds one to a step counter; that counter must outlive the kernel call.
+    Were it freed before the launch, NumPy would hand its memory to the next small array
+    (here a probe) and the kernel would write into it (in Dask's threads: heap corruption)."""
+    probes = []
+    launch = _backend._launch
+
+    def probing_launch(kernel, args, parallel):
+        probes.append(np.full(1, 7, dtype=np.int64))
+        return launch(kernel, args, parallel)
+
+    monkeypatch.setattr(_backend, "_launch", probing_launch)
+    probe = rmsopt.RMSprop(np.zeros(1))
+    c, h = probe._host_scalars(1, 0.01, 1.0)
+    p, g = np.ones(3), np.full(3, 0.5)
+    new, state = _backend.block_step(probe.rule, probe._flags, probe._common, probe._slots,
+                                     p, g, [np.zeros(3), None, None], c, h)
+    assert probes and all(int(a[0]) == 7 for a in probes)
+    assert np.all(new < 1) and np.all(p == 1) and np.all(state[0] > 0)

@@ -26,7 +26,7 @@ Launch shape
 
 Global-norm clipping
     Reduced on the device in the fixed order of
-    :func:`rmsopt._kernels.cpu.sum_squares` (one thread per lane, lanes
+    :func:`rmsopt._kernels.cpu.task_sum_squares` (one thread per lane, lanes
     combined by pairwise halving in shared memory, task partials added in task
     order by one thread), in float64; the clip factor
     :func:`rmsopt.rules.clip_factor` is computed on the device too and read by
@@ -445,7 +445,8 @@ def full(n, value, dtype):
 
 
 def to_host(a):
-    return a.copy_to_host()
+    """A host copy of a device array or of an array given by its CUDA array interface."""
+    return (as_device_view(a) if isinstance(a, _Array) else a).copy_to_host()
 
 
 # ------------------------------------------------------------------ launches
