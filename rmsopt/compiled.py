@@ -261,14 +261,13 @@ class Loop:
             self.lb = self.ub = np.empty(0, dtype)
         else:
             self.lb, self.ub = bounds
-        layout = opt._layout
+        layout, variant, h = opt.layout, opt.variant, opt.hyper
         self.g = np.empty_like(x)
         self.layout = (layout.paddr, layout.gaddr([self.g]), layout.size, layout.offset,
                        layout.tasks)
-        self.key = (opt.rule, opt._flags, opt._common, opt._slots, layout.parallel,
-                    self.jac_true, bounds is not None, record_x)
-        self.hk = opt.rule.constants(opt._hyper)
-        self.ck = rules.common_constants(opt._hyper)
+        self.key = (*variant, layout.parallel, self.jac_true, bounds is not None, record_x)
+        self.hk = opt.rule.constants(h)
+        self.ck = rules.common_constants(h)
         self.rows = (np.empty(len(opt.rule.Scalars._fields), dtype),
                      np.empty(len(rules.CommonScalars._fields), dtype))
         self.fun_type, self.jac_type = fun_type, jac_type
@@ -276,7 +275,7 @@ class Loop:
 
     def _chunk(self, lrs, limits, fl, it, hist, allx):
         args = (self.fun, self.jac, self.args, self.x, self.g, self.x_prev, self.g_prev,
-                self.x_best, self.x_memo, self.lb, self.ub, self.layout, tuple(self.opt._state),
+                self.x_best, self.x_memo, self.lb, self.ub, self.layout, self.opt.buffers,
                 self.hk, self.ck, self.rows, lrs, limits, fl, it, hist, allx)
         if self._entry is None:  # the argument types are the same for every chunk of a run
             argtypes = (self.fun_type, self.jac_type) + tuple(numba.typeof(a) for a in args[2:])
@@ -298,7 +297,7 @@ class Loop:
         fl = np.array([f, np.nan, gnorm, f, f], dtype=np.float64)
         it = np.array([0, objective.nfev, objective.njev, opt.t, 0, 0, 0], dtype=np.int64)
         limits = (np.int64(maxiter), float(gtol), float(ftol),
-                  float(opt._hyper["clip_norm"] or 0.0))
+                  float(opt.hyper["clip_norm"] or 0.0))
         n, status = (1 if callback is not None else 8), CONTINUE
         try:
             while status == CONTINUE:
@@ -309,7 +308,7 @@ class Loop:
                 else:  # the rates of the steps this chunk can take: none at k = maxiter
                     lrs = np.full(passes, np.nan)
                     lrs[:min(passes, maxiter - nit0)] = [
-                        opt._step_lr(schedule(k))  # as Optimizer.step checks lr
+                        opt.check_lr(schedule(k))  # as Optimizer.step checks lr
                         for k in range(nit0, min(nit0 + passes, maxiter))]
                 hist = np.empty((passes + 1, 2))
                 allx = np.empty((passes if self.record_x else 0, x.size), x.dtype)
@@ -358,7 +357,7 @@ def prepare(opt, x, objective, bounds, *, return_all, batches):
     """A :class:`Loop` for this problem, or :class:`NotCompilable` saying why not."""
     if batches:
         raise NotCompilable("mini-batches run in the Python loop")
-    if opt._backend != "cpu":
-        raise NotCompilable(f"backend {opt._backend!r} has no compiled loop")
+    if opt.backend != "cpu":
+        raise NotCompilable(f"backend {opt.backend!r} has no compiled loop")
     fun_type, jac_type = function_types(objective.fun, objective.jac, x, objective.args)
     return Loop(opt, x, objective, bounds, fun_type, jac_type, record_x=return_all)

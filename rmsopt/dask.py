@@ -202,10 +202,10 @@ class Optimizer:
         self._lock = threading.Lock()
         self.params = params
         self.t = 0
-        initial = self._probe.rule.initial(self._probe._hyper)
+        initial = self._probe.rule.initial(self._probe.hyper)
         self._state = [da.full(params.shape, params.dtype.type(value), dtype=params.dtype,
                                chunks=params.chunks) if used else None
-                       for used, value in zip(self._probe._slots, initial)]
+                       for used, value in zip(self._probe.variant.slots, initial)]
 
     @property
     def hyper(self):
@@ -220,7 +220,7 @@ class Optimizer:
         return {name: s for name, s in zip(self._probe.rule.slots, self._state) if s is not None}
 
     def __repr__(self):
-        shown = ", ".join(f"{k}={v!r}" for k, v in self._probe._hyper.items())
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._probe.hyper.items())
         return (f"rmsopt.dask.{type(self).__name__}({shown}, chunks={self.params.chunks}, "
                 f"t={self.t})")
 
@@ -252,24 +252,28 @@ class Optimizer:
         with self._lock:
             g = _as_gradient(grad, self.params, "grad", kinds="fiu")
             schedule = self._probe.schedule
-            lr = self._probe._hyper["lr"] if lr is None and schedule is None else \
-                self._step_lr(schedule(self.t) if lr is None else lr)
+            lr = self._probe.hyper["lr"] if lr is None and schedule is None else \
+                self.check_lr(schedule(self.t) if lr is None else lr)
             norm = None
-            if self._probe._hyper["clip_norm"] is not None:
+            if self._probe.hyper["clip_norm"] is not None:
                 g = g.persist()
                 norm = _global_norm(dask.compute(*_global_norm_parts(g)))
-            return self._update(g, lr, norm)
+            return self.apply(g, lr, norm)
 
-    def _step_lr(self, lr):
+    def check_lr(self, lr):
         """A learning rate given for one step, checked as the in-memory optimizer checks it."""
-        return self._probe._step_lr(lr)
+        return self._probe.check_lr(lr)
 
-    def _update(self, g, lr, norm, bounds=None):
-        """The step proper, with the gradient's global norm (clip_norm) already known."""
+    def apply(self, g, lr, norm, bounds=None):
+        """The step proper, for engines: ``g`` a checked gradient (chunked as the parameters),
+        ``lr`` a checked rate, ``norm`` the gradient's global norm (used with clip_norm),
+        ``bounds`` None or ``(lb, ub)`` (dtype scalars, or dask arrays chunked as ``params``)
+        applied to the new parameters."""
         probe, t = self._probe, self.t + 1
-        clip = probe._hyper["clip_norm"]
+        clip = probe.hyper["clip_norm"]
         gscale = 1.0 if clip is None else hyper.clip_scale(norm, clip)
-        c, h = probe._host_scalars(t, lr, gscale)
+        c, h = probe.host_scalars(t, lr, gscale)
+        variant = probe.variant
         index = "abcdefghijklmnopqrstuvwxyz"[:self.params.ndim]
         arrays = [self.params, g, *(s for s in self._state if s is not None)]
         n_out = len(arrays) - 1
@@ -278,8 +282,9 @@ class Optimizer:
             bounds = "blocks"
         meta = _meta(self.params)
         steps = da.blockwise(_update_block, index, *(x for a in arrays for x in (a, index)),
-                             meta=meta, rule=probe.rule.name, flags=probe._flags,
-                             common=probe._common, slots=probe._slots, c=c, h=h, bounds=bounds)
+                             meta=meta, rule=variant.rule.name, flags=variant.flags,
+                             common=variant.common, slots=variant.slots, c=c, h=h,
+                             bounds=bounds)
         out = dask.persist(*(steps.map_blocks(operator.getitem, k, meta=meta)
                              for k in range(n_out)))
         rest = iter(out[1:])
@@ -416,7 +421,7 @@ class Rebinding:
         return scalar_value(f), g, float(gnorm)
 
     def step(self, x, g, rate, bounds):
-        return self.opt._update(g, rate, self.norm, bounds)
+        return self.opt.apply(g, rate, self.norm, bounds)
 
     def restore(self, x, saved):
         self.opt.params = saved

@@ -306,7 +306,7 @@ class TwoBuffers:
             raise ValueError("jac returned an array that is an earlier x (a read-only view "
                              "of minimize's buffer); return a new array or a copy")
         src = self.targets[x is self.pair[1]]
-        self.opt._update([g], rate, src, self.targets[y is self.pair[1]])
+        self.opt.apply([g], rate, src, self.targets[y is self.pair[1]])
         if bounds is not None:
             HostArrays.clip(y, bounds)
         return y
@@ -527,7 +527,7 @@ def run(opt, x, objective, bounds, callback, *, maxiter, gtol, ftol, disp, retur
                 if steps.overwrites(best, x):
                     best = steps.hold(best)
                 x_prev, f_prev, g_prev = steps.keep(x), f, g
-                x = steps.step(x, g, lr0 if lr is None else opt._step_lr(lr(nit)), bounds)
+                x = steps.step(x, g, lr0 if lr is None else opt.check_lr(lr(nit)), bounds)
                 nit += 1
                 if batches is not None:
                     objective.set_args(next(batches))

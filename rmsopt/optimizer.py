@@ -20,11 +20,32 @@ import numbers
 import signal
 import threading
 from bisect import bisect_right
+from typing import NamedTuple
 
 import numpy as np
 
 from . import backend as _backend
 from . import checkpoint, hyper, rules, schedules
+
+
+class Variant(NamedTuple):
+    """What selects a compiled kernel: the rule and its compile-time flags.
+
+    Attributes
+    ----------
+    rule : rmsopt.rules.Rule
+    flags : NamedTuple
+        The rule's flags (``rule.Flags``).
+    common : rmsopt.rules.Common
+        The flags every rule shares (weight decay, clipping, maximize).
+    slots : tuple of 3 bool
+        Which of the rule's state slots are in use.
+    """
+
+    rule: rules.Rule
+    flags: tuple
+    common: tuple
+    slots: tuple
 
 
 def _param_arrays(params):
@@ -253,8 +274,9 @@ class Optimizer:
                                              self._flat, state, self._hyper["clip_norm"],
                                              self._count)
 
-    def _host_scalars(self, t, lr, gscale):
-        """The kernel's scalars ``(c, h)`` for step ``t``, each reused while its inputs hold.
+    def host_scalars(self, t, lr, gscale=1.0):
+        """The kernel's scalars ``(c, h)`` for step ``t`` at rate ``lr`` with gradient scale
+        ``gscale`` (the clip scale), each reused while its inputs hold.
 
         The rule's ``@njit`` values function and :func:`rmsopt.rules.common_values` (also
         called by the compiled loop), on constants taken once in :meth:`_configure`.
@@ -325,6 +347,31 @@ class Optimizer:
     @property
     def hyper(self):
         return dict(self._hyper)
+
+    # ----------------------------------------------- the interface for engines
+    # minimize's loops (rmsopt.loop, rmsopt.compiled) and the Dask optimizers drive an
+    # optimizer through these: the kernel variant, its layout and buffers, the host scalars
+    # of a step and the step after validation.
+
+    @property
+    def backend(self):
+        """The backend that runs the steps: ``"cpu"``, ``"numpy"`` or ``"cuda"``."""
+        return self._backend
+
+    @property
+    def variant(self):
+        """The :class:`Variant` (rule and compile-time flags) that selects the kernels."""
+        return Variant(self.rule, self._flags, self._common, self._slots)
+
+    @property
+    def layout(self):
+        """The kernels' view of the parameters (:class:`rmsopt.backend.Layout`)."""
+        return self._layout
+
+    @property
+    def buffers(self):
+        """The three state buffers in the order of ``rule.slots``, empty where unused (live)."""
+        return tuple(self._state)
 
     @property
     def dtype(self):
@@ -428,7 +475,7 @@ class Optimizer:
             lr = self.rate(lr)
             self._check_writeable()
             if not self._refuse_nonfinite(grads):
-                self._update(grads, lr)
+                self.apply(grads, lr)
 
     @property
     def schedule(self):
@@ -440,20 +487,21 @@ class Optimizer:
         """The learning rate of the next step: ``lr`` if given (checked), else the schedule's
         ``schedule(t)`` (checked when used), else ``hyper["lr"]``."""
         if lr is not None:
-            return self._step_lr(lr)
+            return self.check_lr(lr)
         if self._schedule is not None:
-            return self._step_lr(self._schedule(self.t))
+            return self.check_lr(self._schedule(self.t))
         return self._hyper["lr"]
 
-    def _step_lr(self, lr):
-        """A learning rate given for one step, checked as the constructor checks ``lr``."""
+    def check_lr(self, lr):
+        """``lr`` given for one step, checked as the constructor checks ``lr`` (ValueError or
+        TypeError naming it), as a float."""
         lr = hyper.learning_rate(lr)
         hyper.representable("lr", lr, self._dtype, tiny_ok=True)
         return lr
 
-    def _update(self, grads, lr, src=None, dst=None):
-        """:meth:`step` after validation: ``grads`` are 1-D arrays of the dtype that the step
-        does not write.
+    def apply(self, grads, lr, src=None, dst=None):
+        """:meth:`step` after validation, for engines that check once per run: ``grads`` are
+        1-D arrays of the dtype that the step does not write, ``lr`` a checked rate.
 
         ``src``, ``dst``: :class:`rmsopt.backend.Buffers` to read the parameters from and
         write them to (an out-of-place step, host backends), each instead of the
@@ -464,7 +512,7 @@ class Optimizer:
         if self._hyper["clip_norm"] is not None and not self._cuda:  # CUDA clips on the device
             norm = _backend.global_norm(self._backend, self._layout, grads)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        c, h = self._host_scalars(t, lr, gscale)
+        c, h = self.host_scalars(t, lr, gscale)
         args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
         if self._kernel_counts:
             self._apply(*args)  # one native call: the update and t += 1
@@ -541,7 +589,7 @@ class Optimizer:
         if self._hyper["clip_norm"] is not None:
             norm = _backend.global_norm(self._backend, _backend.Layout(flat), flat)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        c, h = self._host_scalars(t, lr, gscale)
+        c, h = self.host_scalars(t, lr, gscale)
         if rows.size and self._kernel_counts:  # one native call: the update and t += 1
             _backend.apply_rows(self._backend, self.rule, self._flags, self._common, self._slots,
                                 self._layout, index, param, rows, g, self._state, c, h,
@@ -879,7 +927,7 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
     for cls, kwargs in variants:
         for dtype in dtypes:
             opt = cls(np.zeros(1, dtype=dtype), **kwargs)
-            c, h = opt._host_scalars(1, opt.hyper["lr"], 1.0)
+            c, h = opt.host_scalars(1, opt.hyper["lr"], 1.0)
             for parallel in (False, True):
                 kernel = _backend.cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common,
                                                   opt._slots, parallel)
@@ -892,5 +940,5 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
     return count
 
 
-__all__ = ["OPTIMIZERS", "Optimizer", "interrupts_deferred", "precompile",
+__all__ = ["OPTIMIZERS", "Optimizer", "Variant", "interrupts_deferred", "precompile",
            *(cls.__name__ for cls in OPTIMIZERS.values())]

@@ -107,12 +107,12 @@ def test_serial_equals_parallel_at_1_and_2_threads(name, cls, kwargs, dtype, mon
     x0 = np.random.default_rng(3).standard_normal(3 * _config.TASK_SIZE + 123).astype(dtype)
     monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 10**12)
     serial, opt = run(cls, kwargs, x0, 4, "cpu")
-    assert not opt._layout.parallel
+    assert not opt.layout.parallel
     monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 0)
     for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
         numba.set_num_threads(threads)
         par, opt = run(cls, kwargs, x0, 4, "cpu")
-        assert opt._layout.parallel
+        assert opt.layout.parallel
         np.testing.assert_array_equal(par, serial, err_msg=f"{threads} threads")
 
 
@@ -172,7 +172,7 @@ def test_host_scalars_are_the_dtype_rounding_of_the_float64_values(name, cls, kw
     h = opt.hyper
     for t, lr, gscale in [(1, h["lr"], 1.0), (2, h["lr"], 0.3), (3, 0.123, 0.3), (4, 0.123, 1.0),
                           (40, h["lr"], np.nan)]:
-        c, s = opt._host_scalars(t, lr, gscale)
+        c, s = opt.host_scalars(t, lr, gscale)
         want_c = np.array(rules.common_values(rules.common_constants(h), lr, gscale), dtype)
         want_s = np.array(opt.rule.values(opt.rule.constants(h), t, lr), dtype)
         for got, want in ((c, want_c), (s, want_s)):
@@ -216,8 +216,8 @@ def test_one_specialisation_per_dtype(dtype):
     x = np.ones((6, 4), dtype=dtype)
     opt = rmsopt.RMSprop(x, lr=0.01, centered=True, momentum=0.5)
     opt.step(np.ones((6, 4), dtype=dtype))
-    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots,
-                             opt._layout.parallel)
+    kernel = cpu.step_kernel(opt.rule.kernel, *opt.variant[1:],
+                             opt.layout.parallel)
     before = len(kernel.signatures)
     opt.step(np.arange(24).reshape(6, 4))                       # integer gradient
     opt.step(np.ones((4, 6), dtype=np.float64).T)               # non-contiguous, other dtype
@@ -233,11 +233,11 @@ def test_float32_kernels_contain_no_float64_arithmetic(name, cls, kwargs, monkey
     x = np.ones(5, dtype=np.float32)
     opt = cls(x, **kwargs)
     opt.step(np.ones(5, dtype=np.float32))
-    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots, False)
+    kernel = cpu.step_kernel(opt.rule.kernel, *opt.variant[1:], False)
     sig = next(s for s in kernel.signatures if s[-2].dtype == numba.float32)
     # A kernel loaded from the disk cache has no LLVM IR to show: compile a copy here.
     monkeypatch.setattr(_config, "CACHE", False)
-    kernel = cpu._build_step(opt.rule.kernel, opt._flags, opt._common, opt._slots, False)
+    kernel = cpu._build_step(opt.rule.kernel, *opt.variant[1:], False)
     kernel.compile(sig)
     ir = kernel.inspect_llvm(sig)
     body = ir[ir.index("define"):]
@@ -259,9 +259,9 @@ def test_block_step_keeps_its_step_counter_alive_while_the_kernel_runs(monkeypat
 
     monkeypatch.setattr(_backend, "_launch", probing_launch)
     probe = rmsopt.RMSprop(np.zeros(1))
-    c, h = probe._host_scalars(1, 0.01, 1.0)
+    c, h = probe.host_scalars(1, 0.01)
     p, g = np.ones(3), np.full(3, 0.5)
-    new, state = _backend.block_step(probe.rule, probe._flags, probe._common, probe._slots,
+    new, state = _backend.block_step(*probe.variant,
                                      p, g, [np.zeros(3), None, None], c, h)
     assert probes and all(int(a[0]) == 7 for a in probes)
     assert np.all(new < 1) and np.all(p == 1) and np.all(state[0] > 0)

@@ -31,7 +31,7 @@ for opt, x in zip(opts, (big, small)):
 bits = [big.tobytes().hex(), small.tobytes().hex()]
 stats = {}
 for name, opt in (("parallel", opts[0]), ("serial", opts[1])):
-    kernel = cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots,
+    kernel = cpu.step_kernel(opt.rule.kernel, *opt.variant[1:],
                              name == "parallel")
     stats[name] = [sum(kernel.stats.cache_hits.values()),
                    sum(kernel.stats.cache_misses.values())]
@@ -98,9 +98,9 @@ def test_variants_and_jit_options_have_distinct_keys():
     x = np.ones(3)
     opt = rmsopt.RMSprop(x)
     other = rmsopt.RMSprop(np.ones(3), centered=True)
-    args = (opt.rule.kernel, opt._flags, opt._common, opt._slots)
+    args = (opt.rule.kernel, *opt.variant[1:])
     serial, parallel = cpu.step_kernel(*args, False), cpu.step_kernel(*args, True)
-    centered = cpu.step_kernel(other.rule.kernel, other._flags, other._common, other._slots,
+    centered = cpu.step_kernel(other.rule.kernel, *other.variant[1:],
                                False)
     variants = {k._cache._variant for k in (serial, parallel, centered)}
     assert len(variants) == 3

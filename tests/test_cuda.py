@@ -84,7 +84,7 @@ def test_without_numba_cuda_the_error_says_what_to_install():
             rmsopt.RMSprop(x, backend="cuda")
         except ImportError as e:
             print(e)
-        assert rmsopt.RMSprop(x)._backend == "cpu"   # auto on host arrays needs no CUDA
+        assert rmsopt.RMSprop(x).backend == "cpu"   # auto on host arrays needs no CUDA
     """)
     assert "pip install 'rmsopt[cuda]'" in out
 
@@ -106,8 +106,8 @@ def test_without_a_gpu_the_error_says_so():
 
 
 def test_auto_picks_cpu_for_host_arrays():
-    assert rmsopt.RMSprop(np.ones(3))._backend == "cpu"
-    assert rmsopt.RMSprop([np.ones(3), np.ones(2)], backend="auto")._backend == "cpu"
+    assert rmsopt.RMSprop(np.ones(3)).backend == "cpu"
+    assert rmsopt.RMSprop([np.ones(3), np.ones(2)], backend="auto").backend == "cpu"
 
 
 # --------------------------------------------------------------------- PTX
@@ -130,7 +130,7 @@ PTX_SKIP = _ptx_unavailable()
 def variant(cls, kwargs, dtype):
     """The kernel variant and the host scalars of a configuration (a CPU optimizer, no step)."""
     opt = cls(np.ones(5, dtype=dtype), **kwargs)
-    c, h = opt._host_scalars(1, opt._hyper["lr"], 1.0)
+    c, h = opt.host_scalars(1, opt.hyper["lr"], 1.0)
     return opt, c, h
 
 
@@ -144,7 +144,7 @@ def test_ptx_of_every_step_kernel_and_no_float64_in_float32(name, cls, kwargs):
     index = numba.types.int64[::1]
     for dtype in DTYPES:
         opt, c, h = variant(cls, kwargs, dtype)
-        kernel = kernels.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots)
+        kernel = kernels.step_kernel(opt.rule.kernel, *opt.variant[1:])
         arr = numba.from_dtype(dtype)[::1]
         sig = (index, index, index, numba.types.int64[:, ::1], arr, arr, arr,
                numba.typeof(c), numba.typeof(h), arr)
@@ -239,7 +239,7 @@ def run_both(cls, kwargs, x0, steps, lrs=None):
 def test_cuda_equals_cpu(name, cls, kwargs, dtype):
     x0 = np.random.default_rng(1).standard_normal((3, 7)).astype(dtype)
     opt_cpu, x_cpu, opt_gpu, d = run_both(cls, kwargs, x0, 4)
-    assert opt_gpu._backend == "cuda" and opt_gpu.t == 4
+    assert opt_gpu.backend == "cuda" and opt_gpu.t == 4
     x_gpu = d.copy_to_host()
     assert x_gpu.dtype == dtype and not np.array_equal(x_gpu, x0)
     assert_same(x_gpu, x_cpu)
@@ -327,7 +327,7 @@ def test_one_kernel_per_variant_and_dtype(dtype):
     d = cuda.to_device(np.ones((3, 4), dtype))
     opt = rmsopt.RMSprop(d, **kw)
     opt.step(ones[0].reshape(3, 4))
-    kernel = kernels.step_kernel(opt.rule.kernel, opt._flags, opt._common, opt._slots)
+    kernel = kernels.step_kernel(opt.rule.kernel, *opt.variant[1:])
     built, compiled = set(kernels._step_kernels), getattr(kernel, "overloads", {}).copy()
     opt.step(ones[0].reshape(3, 4), lr=0.5)
     opt.step(ones[0].reshape(3, 4))
@@ -373,10 +373,10 @@ def test_auto_picks_cuda_for_device_arrays_and_updates_in_place():
     x0 = np.arange(6, dtype=np.float32).reshape(2, 3)
     d = cuda.to_device(x0)
     opt = rmsopt.SGD(d, lr=0.5)
-    assert opt._backend == "cuda" and opt.params is d
+    assert opt.backend == "cuda" and opt.params is d
     opt.step(cuda.to_device(np.ones((2, 3), dtype=np.float32)))
     np.testing.assert_array_equal(d.copy_to_host(), x0 - 0.5)
-    assert rmsopt.SGD([cuda.to_device(x0)], lr=0.5)._backend == "cuda"
+    assert rmsopt.SGD([cuda.to_device(x0)], lr=0.5).backend == "cuda"
 
 
 class Interface:
@@ -398,7 +398,7 @@ def test_objects_with_cuda_array_interface_are_updated_in_place():
     kw = dict(lr=0.01, centered=True, momentum=0.9, clip_norm=1.0)
     x, d = x0.copy(), cuda.to_device(x0)
     opt_cpu, opt_gpu = rmsopt.RMSprop(x, **kw), rmsopt.RMSprop(Interface(d), **kw)
-    assert opt_gpu._backend == "cuda"
+    assert opt_gpu.backend == "cuda"
     for t in range(1, 4):
         g = gradient(x, t)
         opt_cpu.step(g)

@@ -361,3 +361,14 @@ def test_nonfinite_gradients_applied_skipped_or_refused(backend):
     for value in ("ignore", None, 1):
         with pytest.raises(ValueError, match="Invalid nonfinite value"):
             opt.nonfinite = value
+
+
+def test_whole_number_counts_reach_2_to_the_62():
+    """Counts (maxiter, schedule steps, seeds) go up to 2**62, an int64 counter's room."""
+    from rmsopt import hyper
+    assert hyper.count("maxiter", 1000) == 1000
+    assert hyper.count("maxiter", float(2 ** 62)) == 2 ** 62
+    assert hyper.count("maxiter", np.int64(2 ** 62)) == 2 ** 62
+    for too_big in (2 ** 62 + 1, 2 ** 63):
+        with pytest.raises(ValueError, match=r"maxiter.*<= 2\*\*62"):
+            hyper.count("maxiter", too_big)

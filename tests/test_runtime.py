@@ -113,7 +113,7 @@ def test_precompile_compiles_ahead_and_the_step_then_compiles_nothing():
     assert rmsopt.precompile([variant], dtypes=[np.float32]) == 2
     x = np.ones(10, np.float32)
     opt = variant[0](x, **variant[1])
-    kernels = [cpu.step_kernel(rmsprop, opt._flags, opt._common, opt._slots, p)
+    kernels = [cpu.step_kernel(rmsprop, *opt.variant[1:], p)
                for p in (False, True)]
     assert [len(k.signatures) for k in kernels] == [1, 1]
     opt.step(np.ones(10, np.float32))

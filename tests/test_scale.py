@@ -44,7 +44,7 @@ def test_out_of_place_step_equals_the_step_in_place(name, cls, kwargs, dtype):
         g = (np.cos(a * (t + 1)) * 3).astype(dtype)
         before = (b if cur == 0 else other).copy()
         inplace.step(g)
-        twin._update([g], twin.hyper["lr"], bufs[cur], bufs[1 - cur])
+        twin.apply([g], twin.hyper["lr"], bufs[cur], bufs[1 - cur])
         assert (b if cur == 0 else other).tobytes() == before.tobytes()  # the source is read only
         cur = 1 - cur
         assert a.tobytes() == (b if cur == 0 else other).tobytes()
