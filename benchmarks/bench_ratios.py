@@ -7,8 +7,11 @@ round times every contender once, so a disturbance hits them alike) moves much l
 * ``StepOverFloor.track_step_over_floor``: one ``RMSprop.step`` over the same-traffic floor
   kernel (:func:`rmsopt.bench.floor_step`); 1.0 means the step runs at the memory's speed.
   ``time_step`` is the same step's absolute time, kept beside it to show the difference.
-* ``TorchOverRmsopt.track_torch_over_rmsopt``: ``torch.optim.RMSprop``'s step over rmsopt's
-  (above 1: rmsopt is faster); skipped where torch is not installed.
+* ``TorchOverRmsopt.track_rmsopt_over_torch``: rmsopt's step over ``torch.optim.RMSprop``'s
+  (below 1: rmsopt is faster); skipped where torch is not installed.
+
+Every ratio here is "rmsopt over a reference", so higher is worse, as asv's regression
+detection assumes.
 
 * ``MinimizeOverLoop.track_minimize_over_handwritten``: ``minimize`` at 1e6 variables over the
   hand-written ``f, g = fun(x); opt.step(g)`` loop with the same ``fun`` (Python, or ``@njit``
@@ -123,7 +126,7 @@ class StepOverFloor:
 
 
 class TorchOverRmsopt:
-    """``torch.optim.RMSprop``'s step over rmsopt's at 1e6 elements; skipped without torch."""
+    """rmsopt's step over ``torch.optim.RMSprop``'s at 1e6 elements; skipped without torch."""
 
     params = (VARIANTS, DTYPES)
     param_names = ["variant", "dtype"]
@@ -138,10 +141,10 @@ class TorchOverRmsopt:
         for fn in self.fns.values():
             fn()
 
-    def track_torch_over_rmsopt(self, variant, dtype):
-        return interleaved_ratio(self.fns, "torch", "rmsopt")
+    def track_rmsopt_over_torch(self, variant, dtype):
+        return interleaved_ratio(self.fns, "rmsopt", "torch")
 
-    track_torch_over_rmsopt.unit = "ratio"
+    track_rmsopt_over_torch.unit = "ratio"
 
 
 class MinimizeOverLoop:
