@@ -9,13 +9,12 @@ round times every contender once, so a disturbance hits them alike) moves much l
   ``time_step`` is the same step's absolute time, kept beside it to show the difference.
 * ``TorchOverRmsopt.track_rmsopt_over_torch``: rmsopt's step over ``torch.optim.RMSprop``'s
   (below 1: rmsopt is faster); skipped where torch is not installed.
-
-Every ratio here is "rmsopt over a reference", so higher is worse, as asv's regression
-detection assumes.
-
 * ``MinimizeOverLoop.track_minimize_over_handwritten``: ``minimize`` at 1e6 variables over the
   hand-written ``f, g = fun(x); opt.step(g)`` loop with the same ``fun`` (Python, or ``@njit``
   for ``track_njit_minimize_over_handwritten``); 1.0 means ``minimize`` adds nothing.
+
+Every ratio here is "rmsopt over a reference", so higher is worse, as asv's regression
+detection assumes.
 
 Peak memory (``peakmem_*``, and the extra buffers of ``minimize``) is in :mod:`bench_minimize`
 (``Scale``). Everything here uses only helpers of :mod:`rmsopt.bench`, which older commits

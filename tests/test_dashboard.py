@@ -224,3 +224,49 @@ def test_graph_is_drawn_and_rises_with_the_data(dashboard, tmp_path):
     left, right = rows[(cols > 330) & (cols < 450)], rows[cols > WINDOW[0] - 200]
     assert left.size and right.size, f"the lines do not cross the plot: {png}"
     assert left.mean() > right.mean() + 50, f"the lines do not rise: {png}"
+
+
+PAGE = ('<html><head>\n<script src="https://code.jquery.com/jquery-3.3.1.min.js" '
+        'integrity="sha256-x" onerror="js_load_failure()"></script>\n'
+        '<script src="https://cdn.example/flot/0.8.3/jquery.flot.time.min.js"></script>\n'
+        '<script language="javascript" type="text/javascript" src="jquery.flot.axislabels.js">'
+        '</script>\n<link rel="stylesheet" href="https://cdn.example/css/bootstrap.min.css" '
+        'integrity="sha256-y">\n</head><body></body></html>')
+
+
+def fake_source(path):
+    """A directory laid out like /usr/share/javascript, each file naming itself."""
+    for rel in asv_offline.PROVIDERS.values():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(f"/* {rel} */")
+    return path
+
+
+def test_offline_rewrites_remote_tags_to_vendor_copies(tmp_path):
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text(PAGE)
+    source = fake_source(tmp_path / "js")
+    copied = asv_offline.make_offline(html, source)
+    page = (html / "index.html").read_text()
+    assert copied == ["jquery-3.3.1.min.js", "bootstrap.min.css"]
+    assert "https://" not in page and "integrity" not in page and "axislabels" not in page
+    assert '<script src="vendor/jquery-3.3.1.min.js"></script>' in page
+    assert '<link rel="stylesheet" href="vendor/bootstrap.min.css">' in page
+    assert (html / "vendor" / "jquery-3.3.1.min.js").read_text() == "/* jquery/jquery.min.js */"
+    assert page.count(asv_offline.LEGEND_STYLE) == 1
+    # A second run finds nothing left to replace and leaves the page as it was.
+    assert asv_offline.make_offline(html, source) == []
+    assert (html / "index.html").read_text() == page
+
+
+def test_offline_refuses_an_unknown_library_and_names_a_missing_package(tmp_path):
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text('<script src="https://cdn.example/new-lib.js"></script>')
+    with pytest.raises(ValueError, match="new-lib.js"):
+        asv_offline.make_offline(html, fake_source(tmp_path / "js"))
+    (html / "index.html").write_text(PAGE)
+    with pytest.raises(FileNotFoundError, match="apt-get install libjs-jquery"):
+        asv_offline.make_offline(html, tmp_path / "empty")
+    assert "https://code.jquery.com" in (html / "index.html").read_text()  # left unchanged
