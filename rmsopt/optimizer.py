@@ -15,12 +15,10 @@ gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 """
 
 import contextlib
-import math
 import numbers
 import signal
 import threading
 from bisect import bisect_right
-from typing import NamedTuple
 
 import numpy as np
 
@@ -28,59 +26,7 @@ from . import backend as _backend
 from . import checkpoint, hyper, rules, schedules
 
 
-class Variant(NamedTuple):
-    """What selects a compiled kernel: the rule and its compile-time flags.
-
-    Attributes
-    ----------
-    rule : rmsopt.rules.Rule
-    flags : NamedTuple
-        The rule's flags (``rule.Flags``).
-    common : rmsopt.rules.Common
-        The flags every rule shares (weight decay, clipping, maximize).
-    slots : tuple of 3 bool
-        Which of the rule's state slots are in use.
-    """
-
-    rule: rules.Rule
-    flags: tuple
-    common: tuple
-    slots: tuple
-
-
-def _param_arrays(params):
-    """Validate ``params`` and return ``(arrays, single)``."""
-    single = isinstance(params, np.ndarray)
-    if not single and not isinstance(params, (list, tuple)):
-        raise TypeError("params must be a NumPy array or a list of arrays, "
-                        f"got {type(params).__name__}")
-    arrays = [params] if single else list(params)
-    if not arrays:
-        raise ValueError("params is an empty list")
-    for i, a in enumerate(arrays):
-        name = "params" if single else f"params[{i}]"
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-        if a.dtype not in (np.float32, np.float64):
-            raise ValueError(f"{name} has dtype {a.dtype}; an optimizer updates float32 or "
-                             "float64 arrays in place (convert with .astype(np.float64))")
-        if a.dtype != arrays[0].dtype:
-            raise ValueError(f"{name} has dtype {a.dtype} but params[0] has {arrays[0].dtype}; "
-                             "all parameter arrays must share one dtype")
-        if not a.flags.writeable:
-            raise ValueError(f"{name} is read-only; the optimizer updates it in place")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{name} is not C-contiguous; pass np.ascontiguousarray(...) "
-                             "and keep a reference to that array")
-        if a.size == 0:
-            raise ValueError(f"{name} is empty")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} contains NaN or inf")
-    for i in range(len(arrays)):
-        for j in range(i):
-            if np.shares_memory(arrays[i], arrays[j]):
-                raise ValueError(f"params[{i}] and params[{j}] share memory")
-    return arrays, single
+Variant = _backend.Variant
 
 
 def as_array(value, name):
@@ -219,11 +165,8 @@ class Optimizer:
 
     def __init__(self, params, options, backend="auto"):
         self._backend = _backend.resolve(backend, params)
-        self._cuda = self._backend == "cuda"
-        if self._cuda:
-            arrays, self._single = _backend.cuda_kernels().param_arrays(params)
-        else:
-            arrays, self._single = _param_arrays(params)
+        self._device = device = _backend.get(self._backend)
+        arrays, self._single = device.param_arrays(params)
         self._schedule = options["lr"] if callable(options.get("lr")) else None
         if self._schedule is not None:  # the rate of the first step stands in for lr
             options = dict(options, lr=self._schedule(0))
@@ -232,17 +175,15 @@ class Optimizer:
         hyper.check_dtype(self._hyper, self._dtype)
         self.params = params
         self._arrays = arrays
-        self._flat = arrays if self._cuda else [a.reshape(-1) for a in arrays]
-        self._layout = _backend.layout(self._backend, self._flat)
+        self._flat = device.flat(arrays)
+        self._layout = device.layout(self._flat)
         # the step count, incremented by the CPU kernel in the call that applies the step
         self._count = np.zeros(1, dtype=np.int64)
-        self._kernel_counts = self._backend == "cpu"
         self._nonfinite, self.skipped = "apply", 0
         self._lock = threading.Lock()
         self._configure()
         initial = self.rule.initial(self._hyper)
-        self._set_state([_backend.full(self._backend, self._layout.n if used else 0, value,
-                                       self._dtype)
+        self._set_state([device.full(self._layout.n if used else 0, value, self._dtype)
                          for used, value in zip(self._slots, initial)])
 
     def _configure(self):
@@ -259,7 +200,7 @@ class Optimizer:
 
     def _set_state(self, state):
         self._state = state
-        if not self._cuda:  # (device gradients are checked by the CUDA backend)
+        if self._device.host:  # (device gradients are checked by the CUDA backend)
             # Memory the kernels write: each parameter array and state buffer as a byte span
             # (all C-contiguous and disjoint), sorted by start, for the gradient aliasing check.
             owned = [(a, f"params[{i}]") for i, a in enumerate(self._arrays)]
@@ -269,10 +210,8 @@ class Optimizer:
                             for a, label in owned), key=lambda s: s[0])
             self._spans, self._span_starts = spans, [s[0] for s in spans]
             self._single_owned = [a for a, _ in owned]  # for the one-array fast path
-        self._apply = _backend.step_function(self._backend, self.rule, self._flags,
-                                             self._common, self._slots, self._layout,
-                                             self._flat, state, self._hyper["clip_norm"],
-                                             self._count)
+        self._apply = self._device.step_function(self.variant, self._layout, self._flat, state,
+                                                 self._hyper["clip_norm"], self._count)
 
     def host_scalars(self, t, lr, gscale=1.0):
         """The kernel's scalars ``(c, h)`` for step ``t`` at rate ``lr`` with gradient scale
@@ -331,11 +270,7 @@ class Optimizer:
         """True if the step must be skipped (``nonfinite="skip"``); raises for ``"raise"``."""
         if self._nonfinite == "apply":
             return False
-        if self._cuda and layout is None:  # device gradients (step_rows' are on the host)
-            finite = all(_backend.cuda_kernels().all_finite(g) for g in grads)
-        else:
-            finite = math.isfinite(_backend.global_norm(self._backend, layout or self._layout,
-                                                        grads))
+        finite = self._device.all_finite(layout or self._layout, grads)
         if finite:
             return False
         if self._nonfinite == "raise":
@@ -408,8 +343,8 @@ class Optimizer:
 
     def _grad_arrays(self, grad):
         """Gradients as 1-D arrays of the parameters' dtype, checked before any update."""
-        if self._cuda:
-            return _backend.cuda_kernels().grad_arrays(grad, self._arrays, self._single)
+        if not self._device.host:
+            return self._device.grad_arrays(grad, self._arrays, self._single)
         p = self._arrays[0]
         if (self._single and type(grad) is np.ndarray and grad.dtype == self._dtype
                 and grad.shape == p.shape and grad.flags.c_contiguous
@@ -449,7 +384,7 @@ class Optimizer:
 
     def _check_writeable(self):
         """ValueError if a parameter array was made read-only after construction."""
-        if self._cuda:  # device arrays have no read-only flag
+        if not self._device.host:  # device arrays have no read-only flag
             return
         for i, a in enumerate(self._arrays):
             if not a.flags.writeable:
@@ -509,12 +444,12 @@ class Optimizer:
         """
         t = self._count.item() + 1
         gscale = 1.0
-        if self._hyper["clip_norm"] is not None and not self._cuda:  # CUDA clips on the device
-            norm = _backend.global_norm(self._backend, self._layout, grads)
+        if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
+            norm = self._device.global_norm(self._layout, grads)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         c, h = self.host_scalars(t, lr, gscale)
         args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
-        if self._kernel_counts:
+        if self._device.counts_steps:
             self._apply(*args)  # one native call: the update and t += 1
         else:
             with interrupts_deferred():
@@ -545,6 +480,7 @@ class Optimizer:
 
         Notes
         -----
+        Host backends only ('cpu', 'numpy'): a CUDA optimizer refuses it (ValueError).
         Each call is one step: ``t`` increases by one, and rules with bias correction
         (Adam, ``bias_correction=True``) use that global ``t`` for the rows they touch,
         as ``LazyAdam`` and ``torch.optim.SparseAdam`` do. ``clip_norm`` applies to the
@@ -564,6 +500,10 @@ class Optimizer:
             self._step_rows(rows, grad, index, lr)
 
     def _step_rows(self, rows, grad, index, lr):
+        if not self._device.rows:
+            raise ValueError(f"step_rows runs on the host backends ('cpu', 'numpy'), not on "
+                             f"backend={self._backend!r}; on the GPU take a dense step with "
+                             "zeros in the other rows, or keep the table on the host")
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an integer, got {type(index).__name__} {index!r}")
         if not 0 <= index < len(self._arrays):
@@ -573,11 +513,10 @@ class Optimizer:
         if a.ndim == 0:
             raise ValueError("step_rows needs a parameter array with at least one dimension")
         param = a.reshape(a.shape[0], -1)
-        if not self._cuda:  # a gradient in the optimizer's own memory: refused as step does
-            shared = self._aliased(as_array(grad, "grad"))
-            if shared is not None:
-                raise ValueError(f"grad shares memory with {shared}, which the step writes; "
-                                 "pass a copy")
+        shared = self._aliased(as_array(grad, "grad"))  # refused as step refuses it
+        if shared is not None:
+            raise ValueError(f"grad shares memory with {shared}, which the step writes; "
+                             "pass a copy")
         rows, g = _sparse_rows(rows, grad, a, param, self._dtype)
         lr = self.rate(lr)
         self._check_writeable()
@@ -587,19 +526,17 @@ class Optimizer:
         t = self.t + 1
         gscale = 1.0
         if self._hyper["clip_norm"] is not None:
-            norm = _backend.global_norm(self._backend, _backend.Layout(flat), flat)
+            norm = self._device.global_norm(_backend.Layout(flat), flat)
             gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         c, h = self.host_scalars(t, lr, gscale)
-        if rows.size and self._kernel_counts:  # one native call: the update and t += 1
-            _backend.apply_rows(self._backend, self.rule, self._flags, self._common, self._slots,
-                                self._layout, index, param, rows, g, self._state, c, h,
-                                self._count)
+        if rows.size and self._device.counts_steps:  # one native call: the update and t += 1
+            self._device.apply_rows(self.variant, self._layout, index, param, rows, g,
+                                    self._state, c, h, self._count)
             return
         with interrupts_deferred():
             if rows.size:
-                _backend.apply_rows(self._backend, self.rule, self._flags, self._common,
-                                    self._slots, self._layout, index, param, rows, g,
-                                    self._state, c, h)
+                self._device.apply_rows(self.variant, self._layout, index, param, rows, g,
+                                        self._state, c, h)
             self._count[0] = t
 
     # --------------------------------------------------------- checkpoints
@@ -618,8 +555,8 @@ class Optimizer:
             optimizer=type(self).__name__, rule=self.rule.name, hyper=self.hyper, t=self.t,
             schedule=None if self._schedule is None else schedules.to_spec(self._schedule),
             dtype=self._dtype.name, shapes=[list(a.shape) for a in self._arrays],
-            params=[_backend.to_host(self._backend, a) for a in self._arrays],
-            state={k: _backend.to_host(self._backend, v) for k, v in self.state.items()})
+            params=[self._device.to_host(a) for a in self._arrays],
+            state={k: self._device.to_host(v) for k, v in self.state.items()})
 
     def load_state_dict(self, d):
         """Restore a :meth:`state_dict`: validated completely first, then applied.
@@ -660,8 +597,8 @@ class Optimizer:
                 raise ValueError(f"checkpoint state {name!r} has shape {arr.shape}, expected ({n},)")
         hyper.check_dtype(options, self._dtype)
         self._check_writeable()
-        state = [_backend.from_host(self._backend, np.asarray(d["state"][name], dtype=self._dtype))
-                 if used else _backend.full(self._backend, 0, 0.0, self._dtype)
+        state = [self._device.from_host(np.asarray(d["state"][name], dtype=self._dtype))
+                 if used else self._device.full(0, 0.0, self._dtype)
                  for name, used in zip(self.rule.slots, self.rule.active(self.rule.flags(options)))]
         # everything checked and built: apply (nothing below can fail), all or nothing
         with interrupts_deferred():
@@ -669,7 +606,7 @@ class Optimizer:
             self._configure()
             self._set_state(state)
             for a, saved in zip(self._arrays, d["params"]):
-                _backend.write(self._backend, a, saved)
+                self._device.write(a, saved)
             self.t = d["t"]
 
     def save(self, path):

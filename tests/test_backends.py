@@ -265,3 +265,43 @@ def test_block_step_keeps_its_step_counter_alive_while_the_kernel_runs(monkeypat
                                      p, g, [np.zeros(3), None, None], c, h)
     assert probes and all(int(a[0]) == 7 for a in probes)
     assert np.all(new < 1) and np.all(p == 1) and np.all(state[0] > 0)
+
+
+INTERFACE = ("param_arrays", "flat", "layout", "full", "to_host", "from_host", "write",
+             "all_finite", "step_function", "device_arrays")
+
+
+@pytest.mark.parametrize("name", ["numpy", "cpu"])
+def test_host_backends_are_objects_with_one_interface(name):
+    device = _backend.get(name)
+    assert device.name == name and device.host and device.rows and not device.clips_on_device
+    assert device.counts_steps == (name == "cpu")  # the CPU kernel counts t itself
+    for method in INTERFACE + ("global_norm", "apply_rows", "apply_step"):
+        assert callable(getattr(device, method)), method
+    assert all(callable(getattr(_backend.CudaBackend, m)) for m in INTERFACE)
+    x = np.arange(4.0)
+    (arrays, single), = [device.param_arrays(x)]
+    assert single and arrays[0] is x and device.flat(arrays)[0].base is x
+    state = device.full(3, 0.5, np.float32)
+    assert state.dtype == np.float32 and (state == 0.5).all()
+    copy = device.to_host(x)
+    device.write(x, x[::-1].copy())
+    assert (copy == np.arange(4.0)).all() and (x == [3, 2, 1, 0]).all()
+    layout = device.layout([x])
+    assert device.all_finite(layout, [x]) and not device.all_finite(layout, [x * np.nan])
+    assert device.global_norm(layout, [np.array([3.0, 4.0])]) == 5.0
+    assert device.device_arrays() is None
+
+
+def test_the_numpy_and_cpu_objects_take_the_same_step():
+    out = {}
+    for name in ("numpy", "cpu"):
+        x = np.linspace(-1.0, 1.0, 7)
+        opt = rmsopt.RMSprop(x, lr=0.01, momentum=0.9, backend=name)
+        assert opt.backend == name
+        for k in range(3):
+            opt.step(np.cos(x + k))
+        opt.step_rows([2, 5], np.ones((2,)))
+        out[name] = x, opt.t
+    assert out["numpy"][1] == out["cpu"][1] == 4
+    np.testing.assert_allclose(out["numpy"][0], out["cpu"][0], rtol=1e-14, atol=0)

@@ -379,6 +379,17 @@ def test_auto_picks_cuda_for_device_arrays_and_updates_in_place():
     assert rmsopt.SGD([cuda.to_device(x0)], lr=0.5).backend == "cuda"
 
 
+@needs_cuda
+def test_step_rows_is_refused_on_cuda_before_anything_changes():
+    x0 = np.arange(6, dtype=np.float64).reshape(3, 2)
+    d = cuda.to_device(x0)
+    opt = rmsopt.RMSprop(d, lr=0.1)
+    with pytest.raises(ValueError, match=r"step_rows runs on the host backends.*'cuda'"):
+        opt.step_rows([1], np.ones((1, 2)))
+    assert opt.t == 0 and (opt.state["nu"].copy_to_host() == 0).all()
+    np.testing.assert_array_equal(d.copy_to_host(), x0)
+
+
 class Interface:
     """Only ``__cuda_array_interface__``, as CuPy arrays and torch CUDA tensors offer it."""
 
