@@ -431,9 +431,9 @@ class _Adapter(torch.optim.Optimizer):
                 raise ValueError(f"loaded state dict's param_groups[{index}] has "
                                  f"{len(saved['params'])} parameters, this optimizer's has "
                                  f"{len(group['params'])}")
-            new_group = {**saved, "params": group["params"]}
-            if "param_names" in group and "param_names" not in saved:
-                new_group["param_names"] = group["param_names"]
+            # hyperparameters the saved group lacks (rmsopt's extras, in a torch.optim state
+            # dict) keep their current values
+            new_group = {**group, **saved, "params": group["params"]}
             options = self._group_options(new_group, index)
             entries = [saved_state.get(i) for i in saved["params"]]
             built.append((new_group, options, self._loaded_cohorts(new_group, index, options,
@@ -739,7 +739,8 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
                  differentiable=False, fused=None, clip_value=None, clip_norm=None):
-        _Adapter.__init__(self, params, _defaults(locals()))
+        # torch's AdamW keeps decoupled_weight_decay=True in its groups, as its Adam reads it
+        _Adapter.__init__(self, params, {**_defaults(locals()), "decoupled_weight_decay": True})
 
 
 def _defaults(local):
