@@ -111,19 +111,20 @@ def _param_array(p, name):
     return a
 
 
-def _grad_array(p, name):
-    """The NumPy view of ``p.grad`` (no copy), checked against its parameter."""
+def _grad_array(p):
+    """The NumPy view of ``p.grad`` (no copy), checked against its parameter; an error's
+    message continues the parameter's name."""
     g = p.grad
     if g.layout != torch.strided:
-        raise TypeError(f"{name} has a sparse gradient ({g.layout}); rmsopt.torch supports "
-                        "dense gradients only")
-    if g.device != p.device or g.dtype != p.dtype or g.shape != p.shape:
-        raise ValueError(f"{name} has a gradient of {g.dtype} {tuple(g.shape)} on {g.device}, "
-                         f"its parameter is {p.dtype} {tuple(p.shape)} on {p.device}")
+        raise TypeError(f" has a sparse gradient ({g.layout}); rmsopt.torch supports dense "
+                        "gradients only")
+    if g.dtype != p.dtype or g.shape != p.shape or g.device != p.device:
+        raise ValueError(f" has a gradient of {g.dtype} {tuple(g.shape)} on {g.device}, its "
+                         f"parameter is {p.dtype} {tuple(p.shape)} on {p.device}")
     try:
         return g.detach().numpy()
     except RuntimeError as e:
-        raise ValueError(f"{name}'s gradient cannot be viewed as a NumPy array: {e}") from None
+        raise ValueError(f"'s gradient cannot be viewed as a NumPy array: {e}") from None
 
 
 def _address(a):
@@ -361,16 +362,27 @@ class _Adapter(torch.optim.Optimizer):
             raise ValueError(f"{where}: clip_norm clips by the norm of the parameters that step "
                              "together, and this group's parameters are at different step "
                              "counts or dtypes; put them in separate groups")
-        names = {id(p): f"{where}['params'][{k}]" for k, p in enumerate(group["params"])}
         steps = []
         for c in work:
-            grads = [_grad_array(p, names[id(p)]) for p in c.params]
+            grads = self._grads(c, group, where)
             try:
                 rate = c.opt.rate(lr)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"{where}: {e}") from None
             steps.append((c, grads, rate))
         return planned, options, steps
+
+    @staticmethod
+    def _grads(cohort, group, where):
+        """The gradients of ``cohort``'s parameters as NumPy views, checked."""
+        grads = []
+        for p in cohort.params:
+            try:
+                grads.append(_grad_array(p))
+            except (ValueError, TypeError) as e:
+                k = next(k for k, q in enumerate(group["params"]) if q is p)
+                raise type(e)(f"{where}['params'][{k}]{e}") from None
+        return grads
 
     # --------------------------------------------------------------- state dicts
 

@@ -446,3 +446,15 @@ def test_not_picklable_but_state_dict_is():
 def test_importing_rmsopt_does_not_import_torch():
     code = "import sys, rmsopt; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_bench_table_times_every_contender():
+    from rmsopt import bench
+    lines = []
+    t = bench.torch_table(total=4000, tensors=4, small=8, repeats=2, budget=1.0,
+                          out=lines.append)
+    assert set(t) == {"rmsopt.torch", "torch foreach", "torch for-loop",
+                      "rmsopt.torch 8 tensors", "rmsopt.torch 1 tensor"}
+    assert all(v > 0 for v in t.values())
+    assert any("speed-up over torch's best" in line for line in lines)
+    assert any("8 tensors vs one" in line for line in lines)
