@@ -2,7 +2,8 @@
 
 :class:`RMSprop`, :class:`Adam`, :class:`AdamW`, :class:`SGD`, :class:`Adagrad` and
 :class:`Adadelta` take ``torch.optim``'s arguments with its defaults (RMSprop in rmsopt's
-``convention="torch"``) and reproduce its updates; each also takes the extras of the rmsopt
+``convention="torch"``) and reproduce its updates; :class:`Lion` and :class:`AdaBelief`, which
+torch lacks, compute as rmsopt's (that is optax's). Each also takes the extras of the rmsopt
 optimizer it runs on (``nesterov``, ``bias_correction``, ``eps_in_sqrt``, ``clip_norm``, ...)
 as keywords. The math of each is documented on that rmsopt class (:class:`rmsopt.RMSprop`,
 ...), and :mod:`rmsopt.hyper` maps torch's names onto rmsopt's (``alpha`` is ``rho``,
@@ -63,7 +64,7 @@ import torch
 
 from . import optimizer as _core
 
-__all__ = ["RMSprop", "Adam", "AdamW", "SGD", "Adagrad", "Adadelta"]
+__all__ = ["RMSprop", "Adam", "AdamW", "SGD", "Adagrad", "Adadelta", "Lion", "AdaBelief"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -753,6 +754,68 @@ class AdamW(Adam):
                  differentiable=False, fused=None, clip_value=None, clip_norm=None):
         # torch's AdamW keeps decoupled_weight_decay=True in its groups, as its Adam reads it
         _Adapter.__init__(self, params, {**_defaults(locals()), "decoupled_weight_decay": True})
+
+
+class Lion(_Adapter):
+    r"""Lion on rmsopt's kernels, as :class:`rmsopt.Lion` (optax's ``lion``) computes it;
+    torch has no Lion of its own.
+
+    .. math::
+
+        p \leftarrow p - \eta\, \operatorname{sign}\big((1-\beta_1) g + \beta_1 m\big),
+        \qquad m \leftarrow (1-\beta_2) g + \beta_2 m
+
+    with decoupled weight decay :math:`p \leftarrow p - \eta \lambda p`. State: ``exp_avg``
+    (:math:`m`) and ``step``.
+
+    Parameters
+    ----------
+    params : iterable of tensors or dicts
+        As torch's.
+    lr, betas, weight_decay
+        :math:`\eta` (default 1e-4), :math:`(\beta_1, \beta_2)` (default (0.9, 0.99)),
+        :math:`\lambda` (default 0).
+    maximize, decoupled_weight_decay, clip_value, clip_norm
+        As :class:`rmsopt.Lion` takes them.
+    """
+
+    _core_class = _core.Lion
+    _state_names = {"mu": "exp_avg"}
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False,
+                 decoupled_weight_decay=True, clip_value=None, clip_norm=None):
+        super().__init__(params, _defaults(locals()))
+
+
+class AdaBelief(_Adapter):
+    r"""AdaBelief on rmsopt's kernels, as :class:`rmsopt.AdaBelief` (optax's ``adabelief``)
+    computes it (not the ``adabelief_pytorch`` package's variant); torch has none of its own.
+
+    .. math::
+
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
+        s \leftarrow \beta_2 s + (1-\beta_2)(g - m)^2 + \epsilon_{root}, \quad
+        p \leftarrow p - \eta\, \frac{m / (1-\beta_1^t)}{\sqrt{s / (1-\beta_2^t)} + \epsilon}
+
+    State: ``exp_avg`` (:math:`m`), ``exp_avg_var`` (:math:`s`) and ``step``.
+
+    Parameters
+    ----------
+    params : iterable of tensors or dicts
+        As torch's.
+    lr, betas, eps, weight_decay
+        Defaults 1e-3, (0.9, 0.999), 1e-16, 0 (decoupled, as optax chains it).
+    eps_root, maximize, decoupled_weight_decay, clip_value, clip_norm
+        As :class:`rmsopt.AdaBelief` takes them.
+    """
+
+    _core_class = _core.AdaBelief
+    _state_names = {"mu": "exp_avg", "nu": "exp_avg_var"}
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, *,
+                 eps_root=1e-16, maximize=False, decoupled_weight_decay=True, clip_value=None,
+                 clip_norm=None):
+        super().__init__(params, _defaults(locals()))
 
 
 def _defaults(local):

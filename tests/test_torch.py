@@ -458,3 +458,61 @@ def test_the_bench_table_times_every_contender():
     assert all(v > 0 for v in t.values())
     assert any("speed-up over torch's best" in line for line in lines)
     assert any("8 tensors vs one" in line for line in lines)
+
+
+def test_a_group_of_float32_and_float64_tensors_steps_each_in_its_dtype():
+    def mixed(cls):
+        def build(m):
+            m[0].float()  # the conv layer in float32 (its input cast inside forward below)
+            return cls(m.parameters(), lr=1e-2)
+        return build
+
+    a, b = cnn(), cnn()
+    oa, ob = mixed(torch.optim.Adam)(a), mixed(rt.Adam)(b)
+    for s in range(5):
+        for model, opt in ((a, oa), (b, ob)):
+            opt.zero_grad()
+            hidden = model[0](X.float()).double()
+            ((model[3](torch.tanh(hidden).flatten(1)) - Y) ** 2).mean().backward()
+            opt.step()
+        assert a[0].weight.dtype == b[0].weight.dtype == torch.float32
+        torch.testing.assert_close(b[0].weight, a[0].weight, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(b[3].weight, a[3].weight, rtol=1e-5, atol=1e-7)
+    assert len(ob._cohorts[0]) == 2
+
+
+def test_an_invalid_hyperparameter_set_later_is_refused_at_the_next_step():
+    m = cnn()
+    opt = rt.RMSprop(m.parameters())
+    loss_of(m).backward()
+    opt.param_groups[0]["alpha"] = 1.5
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(ValueError, match=r"param_groups\[0\].*1\.5.*alpha"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(m.parameters(), before))
+    opt.param_groups[0]["alpha"] = 0.9
+    opt.step()
+    assert not torch.equal(m[3].weight, before[2])
+
+
+@pytest.mark.parametrize("name, kwargs", [("Lion", {"weight_decay": 0.1}),
+                                          ("AdaBelief", {"weight_decay": 0.1})])
+def test_lion_and_adabelief_step_as_rmsopts_own_and_round_trip(name, kwargs):
+    import rmsopt
+    m = cnn()
+    opt = getattr(rt, name)(m.parameters(), lr=1e-2, **kwargs)
+    arrays = [p.detach().numpy().copy() for p in m.parameters()]
+    core = getattr(rmsopt, name)(arrays, lr=1e-2, **kwargs)
+    for s in range(5):
+        opt.zero_grad()
+        loss_of(m).backward()
+        core.step([p.grad.numpy().copy() for p in m.parameters()])
+        opt.step()
+        assert all(np.array_equal(p.detach().numpy(), a) for p, a in zip(m.parameters(), arrays))
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    again = getattr(rt, name)(m.parameters(), lr=1e-2, **kwargs)
+    again.load_state_dict(torch.load(buffer, weights_only=True))
+    assert set(again.state_dict()["state"][0]) == {"step", *opt._state_names.values()}
+    assert again.state_dict()["state"][0]["step"].item() == 5
