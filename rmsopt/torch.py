@@ -128,6 +128,10 @@ def _grad_array(p):
         raise ValueError(f"'s gradient cannot be viewed as a NumPy array: {e}") from None
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
 def _address(a):
     return a.__array_interface__["data"][0]
 
@@ -159,7 +163,7 @@ class _Cohort:
 def _refuse_true(name, why):
     def check(value, where):
         value = _plain(value)
-        if value is None or value is False:
+        if value is None or (isinstance(value, (bool, np.bool_)) and not value):
             return
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{where}: {name} must be True or False, got "
@@ -420,18 +424,25 @@ class _Adapter(torch.optim.Optimizer):
         ``torch.save`` writes it and ``torch.load(weights_only=True)`` reads it back; a
         parameter never stepped has no entry, as in torch.
         """
+        for hook in self._optimizer_state_dict_pre_hooks.values():  # torch's hooks, as its
+            hook(self)
         indices, groups = {}, []
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}
             packed["params"] = [indices.setdefault(id(p), len(indices)) for p in group["params"]]
             groups.append(packed)
         state = {indices[id(p)]: self._state_of(c, k, copy=True) for p, c, k in self._stepped()}
-        return {"state": dict(sorted(state.items())), "param_groups": groups}
+        state_dict = {"state": dict(sorted(state.items())), "param_groups": groups}
+        for hook in self._optimizer_state_dict_post_hooks.values():
+            state_dict = _or(hook(self, state_dict), state_dict)
+        return state_dict
 
     def load_state_dict(self, state_dict):
         """Restore a :meth:`state_dict` (also one of the matching ``torch.optim`` optimizer):
         validated completely first (group sizes, hyperparameters, state names, shapes, step
         counts, values as rmsopt's checkpoints are), then applied all at once."""
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():  # torch's hooks
+            state_dict = _or(hook(self, state_dict), state_dict)
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
@@ -455,6 +466,8 @@ class _Adapter(torch.optim.Optimizer):
             self.param_groups[index] = group
             self._cohorts[index], self._options[index] = cohorts, options
             self._members[index] = tuple(map(id, group["params"]))
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
 
     def _loaded_cohorts(self, group, index, options, entries):
         """Cohorts of ``group`` by (dtype, step count), their state from ``entries`` (torch's

@@ -516,3 +516,17 @@ def test_lion_and_adabelief_step_as_rmsopts_own_and_round_trip(name, kwargs):
     again.load_state_dict(torch.load(buffer, weights_only=True))
     assert set(again.state_dict()["state"][0]) == {"step", *opt._state_names.values()}
     assert again.state_dict()["state"][0]["step"].item() == 5
+
+
+def test_torchs_state_dict_hooks_run():
+    opt = rt.Adagrad(cnn().parameters())
+    seen = []
+    opt.register_state_dict_pre_hook(lambda o: seen.append("pre"))
+    opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1})
+    opt.register_load_state_dict_pre_hook(lambda o, sd: {k: v for k, v in sd.items()
+                                                         if k != "extra"})
+    opt.register_load_state_dict_post_hook(lambda o: seen.append("loaded"))
+    sd = opt.state_dict()
+    assert sd["extra"] == 1
+    opt.load_state_dict(sd)
+    assert seen == ["pre", "loaded"]
