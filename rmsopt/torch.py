@@ -253,14 +253,20 @@ class _Adapter(torch.optim.Optimizer):
             raise type(e)(f"{where}: {e}{renamed}") from None
 
     def _arrays(self, params, index):
+        """The NumPy views of a group's parameters, checked, none overlapping another."""
         where = f"param_groups[{index}]['params']"
         arrays = [_param_array(p, f"{where}[{k}]") for k, p in enumerate(params)]
-        views = [(k, a) for k, a in enumerate(arrays) if a.size]
-        for i, (k, a) in enumerate(views):
-            for j, b in views[:i]:
-                if np.may_share_memory(a, b) and np.shares_memory(a, b):
-                    raise ValueError(f"{where}[{k}] and {where}[{j}] share memory (the same "
-                                     "tensor twice?); each parameter may appear once")
+        # contiguous views: each is the byte range [start, start + nbytes); sorted by start,
+        # a range overlaps an earlier one exactly when it starts before the furthest end
+        ranges = sorted((_address(a), _address(a) + a.nbytes, k)
+                        for k, a in enumerate(arrays) if a.size)
+        furthest = (0, None)
+        for start, end, k in ranges:
+            if start < furthest[0]:
+                first, second = sorted((k, furthest[1]))
+                raise ValueError(f"{where}[{first}] and {where}[{second}] share memory (the "
+                                 "same tensor twice?); each parameter may appear once")
+            furthest = max(furthest, (end, k), key=lambda e: e[0])
         return arrays
 
     def _fresh_cohorts(self, group, index, options):

@@ -11,6 +11,7 @@ import inspect
 import io
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -530,3 +531,14 @@ def test_torchs_state_dict_hooks_run():
     assert sd["extra"] == 1
     opt.load_state_dict(sd)
     assert seen == ["pre", "loaded"]
+
+
+def test_the_same_tensor_twice_or_overlapping_views_are_refused():
+    base = torch.zeros(10, dtype=torch.float64)
+    w = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    for params, pair in (([w, _param(2), w], r"\[0\] and .*\[2\]"),
+                         ([base[:6], _param(1), base[4:]], r"\[0\] and .*\[2\]")):
+        with pytest.raises(ValueError, match=pair + ".*share memory"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own warning on a duplicate
+            rt.SGD(params)
+    rt.SGD([base[:5], base[5:]])  # disjoint views of one storage are fine
