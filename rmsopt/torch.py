@@ -60,7 +60,12 @@ import numbers
 from collections.abc import Mapping
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as e:  # the message names the extra that brings it
+    raise ImportError(f"rmsopt.torch needs PyTorch ({e}); install it with "
+                      "pip install \"rmsopt[torch]\" (the CPU build is enough)") from e
 
 from . import optimizer as _core
 

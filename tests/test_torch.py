@@ -542,3 +542,36 @@ def test_the_same_tensor_twice_or_overlapping_views_are_refused():
             warnings.simplefilter("ignore")  # torch's own warning on a duplicate
             rt.SGD(params)
     rt.SGD([base[:5], base[5:]])  # disjoint views of one storage are fine
+
+
+def test_add_param_group_mid_run_as_when_unfreezing_a_layer():
+    def build(cls):
+        def make(m):
+            return cls(m[0].parameters(), lr=1e-2)
+        return make
+
+    def unfreeze(s, model, opt):
+        if s == 4:
+            opt.add_param_group({"params": model[3].parameters(), "lr": 3e-3})
+        if s < 5:
+            for p in model[3].parameters():
+                p.grad = None
+
+    (_, oa), (_, ob) = train_pair(build(torch.optim.Adam), build(rt.Adam), before_step=unfreeze)
+    assert len(ob.param_groups) == 2 and ob.state_dict()["state"][2]["step"].item() == 15
+
+
+def test_one_cycle_lr_cycling_adams_betas_takes_effect():
+    schedulers = {}
+
+    def make(cls):
+        def build(m):
+            opt = cls(m.parameters(), lr=1e-2)
+            schedulers[opt] = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-2,
+                                                                  total_steps=20)
+            return opt
+        return build
+
+    (_, oa), (_, ob) = train_pair(make(torch.optim.Adam), make(rt.Adam),
+                                  after_step=lambda s, m, opt: schedulers[opt].step())
+    assert ob.param_groups[0]["betas"] == oa.param_groups[0]["betas"] != (0.9, 0.999)
