@@ -447,6 +447,9 @@ def test_not_picklable_but_state_dict_is():
 def test_importing_rmsopt_does_not_import_torch():
     code = "import sys, rmsopt; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+    without = "import sys; sys.modules['torch'] = None; import rmsopt.torch"
+    run = subprocess.run([sys.executable, "-c", without], capture_output=True, text=True)
+    assert run.returncode != 0 and 'pip install "rmsopt[torch]"' in run.stderr
 
 
 def test_the_bench_table_times_every_contender():
