@@ -81,7 +81,7 @@ def _plain(value):
     tensor ``lr`` and tensor ``betas``), tuples and lists their elements' plain values."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise TypeError(f"a tensor hyperparameter must hold one number, got shape "
+            raise ValueError(f"a tensor hyperparameter must hold one number, got shape "
                             f"{tuple(value.shape)}")
         return value.item()
     if isinstance(value, (tuple, list)):

@@ -93,6 +93,42 @@ def test_same_parameters_as_torch_for_torchs_own_inputs(name, torch_inputs):
     assert ran >= len(inputs) - 1
 
 
+# torch's error inputs that rmsopt.torch accepts on purpose: the limits of torch's foreach
+# implementation (rmsopt converts tensor hyperparameters to numbers; foreach has no effect)
+ACCEPTED = ("lr as Tensor doesn't work with foreach", "betas must be either both floats",
+            "as a Tensor is not supported for capturable=False and foreach=True")
+
+
+@pytest.fixture(scope="module")
+def torch_error_inputs():
+    co = pytest.importorskip("torch.testing._internal.common_optimizers")
+    return co, {info.optim_cls.__name__: info.optim_error_inputs_func(device="cpu",
+                                                                     dtype=torch.float64)
+                for info in co.optim_db if info.optim_cls.__name__ in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torchs_own_error_inputs_are_refused(name, torch_error_inputs):
+    co, inputs = torch_error_inputs
+    checked = 0
+    for case in inputs[name]:
+        given = case.optimizer_error_input
+        params = given.params
+        if params is None:  # torch's optimizers check hyperparameters first; rmsopt needs params
+            params = [nn.Parameter(torch.ones(3, dtype=torch.float64))]
+        assert case.error_on == co.OptimizerErrorEnum.CONSTRUCTION_ERROR
+        if any(text in given.desc for text in ACCEPTED):
+            getattr(rt, name)(params, **given.kwargs)
+            continue
+        # a duplicate parameter, a warning in torch, is an error here (it would step twice)
+        error = ValueError if issubclass(case.error_type, Warning) else case.error_type
+        with warnings.catch_warnings(), pytest.raises(error):
+            warnings.simplefilter("ignore")
+            getattr(rt, name)(params, **given.kwargs)
+        checked += 1
+    assert checked >= 5
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_signature_and_defaults_are_torchs(name):
     ours = inspect.signature(getattr(rt, name)).parameters
