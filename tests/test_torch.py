@@ -61,6 +61,17 @@ def train_pair(make_torch, make_ours, steps=20, before_step=None, after_step=Non
     return (a, oa), (b, ob)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """torch's thread pool on this 260-parameter model only contends with the other test
+    worker (a conv and its backward took 10-25 ms on 2 busy cores, against well under 1 ms on
+    one thread); rmsopt's kernels are unaffected (Numba's own threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def torch_inputs():
     """torch's own test inputs per optimizer (``optim_inputs_func_*`` of ``optim_db``)."""
