@@ -22,8 +22,8 @@ copy), so a step is one kernel call per group in the common case and updates the
 place. When only some of a group's parameters have a gradient, the group splits into cohorts
 that keep their own step counts (their state carried over exactly). Any hyperparameter of
 ``param_groups`` may be changed between steps: ``lr`` is passed to each step, and a change of
-another one rebuilds the group's optimizers with the state carried over (about the cost of
-one more step, each time: ``OneCycleLR`` with ``cycle_momentum`` changes ``betas`` or
+another one rebuilds the group's optimizers with the state carried over (that step takes
+about twice as long: ``OneCycleLR`` with ``cycle_momentum`` changes ``betas`` or
 ``momentum`` at every step).
 
 Supported: CPU tensors of float32 or float64, contiguous, dense gradients. Refused with an
