@@ -17,9 +17,11 @@ def demo(args):
 
 def bench(args):
     """Time one RMSprop step against in-place NumPy, torch and the bandwidth floor, at 1 and
-    2 threads, over many arrays against one; then the per-iteration costs of minimize, on
-    2-D Rosenbrock and at 1e6-1e7 variables (time and peak memory)."""
-    from .bench import arrays_table, minimize_table, scale_table, table, threads_table
+    2 threads, over many arrays against one, rmsopt.torch against torch.optim; then the
+    per-iteration costs of minimize, on 2-D Rosenbrock and at 1e6-1e7 variables (time and peak
+    memory)."""
+    from .bench import (arrays_table, minimize_table, scale_table, table, threads_table,
+                        torch_table)
 
     if args.quick:
         sizes, large = (1e3, 1e6), 1e6
@@ -28,6 +30,7 @@ def bench(args):
     table(sizes)
     threads_table(large)
     arrays_table()
+    torch_table(repeats=5 if args.quick else 20)
     minimize_table(iterations=5000 if args.quick else 20000)
     scale_table(sizes=(1e6,) if args.quick else (1e6, 1e7), iterations=5 if args.quick else 10)
     return 0

@@ -260,6 +260,59 @@ def arrays_table(count=100, each=10_000, dtype=np.float64, repeats=50, budget=2.
     return t_many, t_one
 
 
+def _torch_rmsprop_steps(total, tensors, dtype):
+    """Step functions over ``tensors`` float tensors of ``total`` elements in all, each
+    contender on its own copy: ``rmsopt.torch.RMSprop`` and ``torch.optim.RMSprop`` with
+    ``foreach=True`` and ``foreach=False`` (torch's defaults otherwise)."""
+    import torch
+
+    from . import torch as rmsopt_torch
+
+    def params():
+        ps = [torch.nn.Parameter(torch.ones(total // tensors, dtype=dtype)) for _ in range(tensors)]
+        for p in ps:
+            p.grad = torch.full_like(p, 0.5)
+        return ps
+
+    return {"rmsopt.torch": rmsopt_torch.RMSprop(params()).step,
+            "torch foreach": torch.optim.RMSprop(params(), foreach=True).step,
+            "torch for-loop": torch.optim.RMSprop(params(), foreach=False).step}
+
+
+def torch_table(total=5_000_000, tensors=20, small=200, repeats=20, budget=10.0, out=print):
+    """``rmsopt.torch.RMSprop`` against ``torch.optim.RMSprop`` (float32, CPU), one step.
+
+    ``total`` parameters in ``tensors`` tensors, the contenders in interleaved rounds; then
+    rmsopt.torch over ``small`` tensors against one tensor of the same total (the adapter's
+    cost per tensor). Returns ``{name: seconds}`` (None, with a line saying so, without
+    torch). Targets (#15): >= 3x faster than torch's best; ``small`` tensors <= 1.5x one.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see _torch_step
+    try:
+        import torch
+    except ImportError:
+        out("\nrmsopt.torch vs torch.optim: skipped (torch is not installed)")
+        return None
+    import numba
+
+    t = _best_interleaved(_torch_rmsprop_steps(total, tensors, torch.float32), repeats, budget)
+    best_torch = min(t["torch foreach"], t["torch for-loop"])
+    out(f"\nrmsopt.torch.RMSprop vs torch.optim.RMSprop, float32, {total:.0e} parameters in "
+        f"{tensors} tensors ({numba.get_num_threads()} numba threads, {torch.get_num_threads()} "
+        "torch threads): time [ms]")
+    for name, seconds in t.items():
+        ratio = seconds / t["rmsopt.torch"]
+        out(f"  {name:<15} {seconds * 1e3:9.2f}   ({ratio:.2f}x rmsopt.torch)")
+    out(f"  speed-up over torch's best: {best_torch / t['rmsopt.torch']:.2f}x (target >= 3x)")
+    many = _torch_rmsprop_steps(total, small, torch.float32)["rmsopt.torch"]
+    one = _torch_rmsprop_steps(total, 1, torch.float32)["rmsopt.torch"]
+    spread = _best_interleaved({"many": many, "one": one}, repeats, budget)
+    out(f"  rmsopt.torch, {small} tensors vs one of the same total: {spread['many'] * 1e3:.2f} ms "
+        f"vs {spread['one'] * 1e3:.2f} ms ({spread['many'] / spread['one']:.2f}x, target <= 1.5x)")
+    return {**t, f"rmsopt.torch {small} tensors": spread["many"],
+            "rmsopt.torch 1 tensor": spread["one"]}
+
+
 # ------------------------------------------------------- minimize per iteration
 
 def _rosen(x):

@@ -37,6 +37,10 @@ CHECKS = {
         ns["opt"].t == 1 and set(np.flatnonzero(ns["E"].any(axis=1))) == {7, 42}),
     "rmsopt.plot.save": lambda ns, out, d: (
         (d / "convergence.png").stat().st_size > 0 and (d / "paths.png").stat().st_size > 0),
+    "rmsopt.torch.RMSprop, torch.optim.RMSprop": lambda ns, out, d: (  # "~1e-13"
+        ns["gap"] < 1e-11 and ns["loss"] < 0.5 * float(((ns["y"] - ns["y"].mean()) ** 2).mean())
+        and ns["opt"].state_dict()["state"][0]["step"].item() == 300
+        and ns["opt"].param_groups[0]["lr"] == 1e-2 * 0.5 ** 3 and out.startswith("loss ")),
     "dask.array as da": lambda ns, out, d: (
         out.startswith("Array True") and ns["res"].status == 1 and ns["opt"].t == 10),
 }
@@ -52,6 +56,8 @@ def test_readme_example_runs_and_does_what_it_says(index, tmp_path, monkeypatch,
     block = BLOCKS[index]
     if "dask" in block:
         pytest.importorskip("dask")
+    if "import io, torch" in block:
+        pytest.importorskip("torch")
     if "rmsopt.plot" in block:
         pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
