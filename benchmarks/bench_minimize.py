@@ -8,7 +8,7 @@ import numpy as np
 from scipy.optimize import rosen, rosen_der
 
 import rmsopt
-from rmsopt.bench import _rosen_der_jit, _rosen_jit
+from rmsopt.bench import rosen_der_jit, rosen_jit
 
 METHOD_OPTIONS = {
     "rmsprop": dict(lr=1e-3),
@@ -16,7 +16,7 @@ METHOD_OPTIONS = {
     "adagrad": dict(lr=0.5),
     "adam": dict(lr=1e-2),
 }
-OBJECTIVES = {"python": (rosen, rosen_der), "compiled": (_rosen_jit, _rosen_der_jit)}
+OBJECTIVES = {"python": (rosen, rosen_der), "compiled": (rosen_jit, rosen_der_jit)}
 
 
 class Rosenbrock:
@@ -60,10 +60,10 @@ class Scale:
     timeout = 600
 
     def setup(self, n, dtype):
-        from rmsopt.bench import _scale_contenders
+        from rmsopt.bench import scale_contenders
 
         self.iterations = 5
-        self.runs = _scale_contenders(n, np.dtype(dtype), self.iterations)
+        self.runs = scale_contenders(n, np.dtype(dtype), self.iterations)
         self.runs["minimize"]()  # compiles
 
     def time_minimize_5_iterations(self, n, dtype):

@@ -1,7 +1,7 @@
 """Ratios measured side by side in one process: figures that survive a noisy machine.
 
 An absolute time on a shared machine moves with whatever its neighbours do; a ratio of
-two contenders timed in interleaved rounds (:func:`rmsopt.bench._best_interleaved`: each
+two contenders timed in interleaved rounds (:func:`rmsopt.bench.best_interleaved`: each
 round times every contender once, so a disturbance hits them alike) moves much less.
 
 * ``StepOverFloor.track_step_over_floor``: one ``RMSprop.step`` over the same-traffic floor
@@ -88,7 +88,7 @@ def interleaved_ratio(fns, numerator, denominator, repeats=None, budget=None):
     float
         The ratio of the two minimum times.
     """
-    best = _helper("_best_interleaved")(fns, REPEATS if repeats is None else repeats,
+    best = _helper("best_interleaved")(fns, REPEATS if repeats is None else repeats,
                                         BUDGET if budget is None else budget)
     return best[numerator] / best[denominator]
 
@@ -133,7 +133,7 @@ class TorchOverRmsopt:
 
     def setup(self, variant, dtype):
         kw = _helper("VARIANTS")[variant]
-        torch_step = _helper("_torch_step")(N, np.dtype(dtype), kw)
+        torch_step = _helper("torch_step")(N, np.dtype(dtype), kw)
         if torch_step is None:
             raise NotImplementedError("torch is not installed")
         self.fns = {"rmsopt": step_contenders(variant, dtype)["rmsopt"], "torch": torch_step}
@@ -158,7 +158,7 @@ class MinimizeOverLoop:
     timeout = 180
 
     def setup(self, dtype):
-        contenders = _helper("_scale_contenders")(N, np.dtype(dtype), self.ITERATIONS)
+        contenders = _helper("scale_contenders")(N, np.dtype(dtype), self.ITERATIONS)
         self.runs = {k: contenders[k] for k in ("minimize", "hand-written", "minimize @njit",
                                                 "hand-written @njit")}
         for run in self.runs.values():

@@ -104,7 +104,7 @@ def _best(fn, repeats, budget):
     return best
 
 
-def _torch_step(n, dtype, kw):
+def torch_step(n, dtype, kw):
     # torch's OpenMP threads otherwise spin for a while after each of its steps, taking the
     # cores from whichever contender runs next in the round. Read when torch's libgomp loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -138,7 +138,7 @@ def _cuda_step(n, dtype, kw):
     return step
 
 
-def _best_interleaved(fns, repeats, budget):
+def best_interleaved(fns, repeats, budget):
     """Minimum time of each of ``fns`` (dict name -> callable), timed in rounds.
 
     Each round calls every contender once, so a disturbance of the shared machine
@@ -161,7 +161,7 @@ def _best_interleaved(fns, repeats, budget):
 def measure(variant, dtype, n, repeats=20, budget=8.0):
     """Times (seconds) of one step for each contender: dict name -> time (None if absent).
 
-    The contenders run in interleaved rounds (see :func:`_best_interleaved`).
+    The contenders run in interleaved rounds (see :func:`best_interleaved`).
     """
     kw = VARIANTS[variant]
     x = np.ones(n, dtype=dtype)
@@ -174,10 +174,10 @@ def measure(variant, dtype, n, repeats=20, budget=8.0):
     states = [s for s in (nu, mu, buf) if s is not None]
     fns = {"rmsopt": lambda: opt.step(g),
            "numpy": lambda: numpy_step(x, g, nu, scratch, lr, rho, eps, mu, buf, momentum),
-           "torch": _torch_step(n, dtype, kw),
+           "torch": torch_step(n, dtype, kw),
            "cuda": _cuda_step(n, dtype, kw),
            "floor": lambda: floor_step(x, g, states)}
-    times = _best_interleaved({k: f for k, f in fns.items() if f is not None}, repeats, budget)
+    times = best_interleaved({k: f for k, f in fns.items() if f is not None}, repeats, budget)
     return {k: times.get(k) for k in fns}
 
 
@@ -251,7 +251,7 @@ def arrays_table(count=100, each=10_000, dtype=np.float64, repeats=50, budget=2.
     gs = [np.full(each, 0.5, dtype) for _ in range(count)]
     x, g = np.ones(count * each, dtype), np.full(count * each, 0.5, dtype)
     many, one = RMSprop(xs, lr=1e-3), RMSprop(x, lr=1e-3)
-    t = _best_interleaved({"many": lambda: many.step(gs), "one": lambda: one.step(g)},
+    t = best_interleaved({"many": lambda: many.step(gs), "one": lambda: one.step(g)},
                           repeats, budget)
     t_many, t_one = t["many"], t["one"]
     out(f"\n{count} arrays of {each:.0e} vs one of {count * each:.0e} ({np.dtype(dtype).name}, "
@@ -287,7 +287,7 @@ def torch_table(total=5_000_000, tensors=20, small=200, repeats=20, budget=10.0,
     cost per tensor). Returns ``{name: seconds}`` (None, with a line saying so, without
     torch). Targets (#15): >= 3x faster than torch's best; ``small`` tensors <= 1.5x one.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see _torch_step
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see torch_step
     try:
         import torch
     except ImportError:
@@ -295,7 +295,7 @@ def torch_table(total=5_000_000, tensors=20, small=200, repeats=20, budget=10.0,
         return None
     import numba
 
-    t = _best_interleaved(_torch_rmsprop_steps(total, tensors, torch.float32), repeats, budget)
+    t = best_interleaved(_torch_rmsprop_steps(total, tensors, torch.float32), repeats, budget)
     best_torch = min(t["torch foreach"], t["torch for-loop"])
     out(f"\nrmsopt.torch.RMSprop vs torch.optim.RMSprop, float32, {total:.0e} parameters in "
         f"{tensors} tensors ({numba.get_num_threads()} numba threads, {torch.get_num_threads()} "
@@ -306,7 +306,7 @@ def torch_table(total=5_000_000, tensors=20, small=200, repeats=20, budget=10.0,
     out(f"  speed-up over torch's best: {best_torch / t['rmsopt.torch']:.2f}x (target >= 3x)")
     many = _torch_rmsprop_steps(total, small, torch.float32)["rmsopt.torch"]
     one = _torch_rmsprop_steps(total, 1, torch.float32)["rmsopt.torch"]
-    spread = _best_interleaved({"many": many, "one": one}, repeats, budget)
+    spread = best_interleaved({"many": many, "one": one}, repeats, budget)
     out(f"  rmsopt.torch, {small} tensors vs one of the same total: {spread['many'] * 1e3:.2f} ms "
         f"vs {spread['one'] * 1e3:.2f} ms ({spread['many'] / spread['one']:.2f}x, target <= 1.5x)")
     return {**t, f"rmsopt.torch {small} tensors": spread["many"],
@@ -324,7 +324,7 @@ def _rosen_der(x):
     return np.array([-2.0 * (1.0 - x[0]) - 400.0 * x[0] * d, 200.0 * d])
 
 
-_rosen_jit, _rosen_der_jit = njit(_rosen), njit(_rosen_der)
+rosen_jit, rosen_der_jit = njit(_rosen), njit(_rosen_der)
 
 
 @njit
@@ -333,8 +333,8 @@ def _handwritten(x, iterations, lr, rho, eps):
     nu = np.zeros_like(x)
     f = 0.0
     for _ in range(iterations):
-        f = _rosen_jit(x)
-        g = _rosen_der_jit(x)
+        f = rosen_jit(x)
+        g = rosen_der_jit(x)
         for k in range(x.size):
             nu[k] = rho * nu[k] + (1.0 - rho) * g[k] * g[k]
             x[k] -= lr * g[k] / (np.sqrt(nu[k]) + eps)
@@ -376,7 +376,7 @@ def minimize_costs(iterations=20000, repeats=5, budget=5.0):
 
     costs = {}
     costs["compiled"], costs["compiled_call"] = marginal(
-        lambda n: minimize(_rosen_jit, x0, jac=_rosen_der_jit,
+        lambda n: minimize(rosen_jit, x0, jac=rosen_der_jit,
                            options=dict(o, maxiter=n, compiled=True)))
     costs["handwritten"], _ = marginal(lambda n: _handwritten(x0.copy(), n, 1e-3, 0.9, 1e-8))
     few = iterations // 10  # the Python loops are slower: fewer iterations, same per-iteration cost
@@ -436,7 +436,7 @@ def scale_problem(n, dtype, seed=0):
     return np.zeros(int(n), dtype), c
 
 
-def _scale_contenders(n, dtype, iterations, lr=1e-3):
+def scale_contenders(n, dtype, iterations, lr=1e-3):
     """Callables that each run ``iterations`` RMSprop iterations of the quadratic at ``n``."""
     from . import minimize
 
@@ -487,17 +487,17 @@ def peak_bytes(fn):
 
 
 def scale_costs(n, dtype, iterations=10, repeats=5, budget=20.0, memory=True):
-    """Per-iteration seconds (and peak bytes) of each contender of :func:`_scale_contenders`.
+    """Per-iteration seconds (and peak bytes) of each contender of :func:`scale_contenders`.
 
     The time of one iteration is the difference between runs of ``iterations`` and of
     ``2 * iterations`` divided by ``iterations`` (set-up and first evaluation cancel);
     peak memory is that of a run of ``iterations``.
     """
-    short = _scale_contenders(n, dtype, iterations)
-    long = _scale_contenders(n, dtype, 2 * iterations)
+    short = scale_contenders(n, dtype, iterations)
+    long = scale_contenders(n, dtype, 2 * iterations)
     fns = {**{("short", k): v for k, v in short.items()},
            **{("long", k): v for k, v in long.items()}}
-    t = _best_interleaved(fns, repeats, budget)
+    t = best_interleaved(fns, repeats, budget)
     out = {k: {"seconds": (t["long", k] - t["short", k]) / iterations} for k in short}
     if memory:
         for k, fn in short.items():
@@ -509,7 +509,7 @@ def scale_table(sizes=(1e6, 1e7), dtypes=(np.float32, np.float64), out=print, it
     """Print :func:`scale_costs`: ms per iteration, ratio to the hand-written loop, peak MB."""
     out("\nminimize at scale: quadratic, jac=True, RMSprop; ms per iteration (ratio to the "
         "hand-written loop with the same fun), peak MB above the inputs")
-    names = list(_scale_contenders(2, np.float64, 1))
+    names = list(scale_contenders(2, np.float64, 1))
     out(f"{'dtype':<8} {'n':>6} " + " ".join(f"{k:>22}" for k in names))
     results = {}
     for dtype in dtypes:

@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: module -> (pytest arguments: the tests that cover it; whether its code is compiled into kernels)
+#: A mutant that survives them and is in a module with CUDA paths (:data:`SIMULATOR`) also meets
+#: tests/test_cuda.py in Numba's CUDA simulator.
 MODULES = {
     "rules": (["tests/test_golden.py", "tests/test_numerics.py", "tests/test_backends.py",
                "tests/test_properties.py"], True),
@@ -48,6 +50,11 @@ MODULES = {
     "loop": (["tests/test_minimize.py", "tests/test_compiled.py", "tests/test_scale.py",
               "tests/test_errors.py"], True),
 }
+
+#: modules whose CUDA paths (the engine's in-place strategy, device arrays) only
+#: tests/test_cuda.py reaches, run with NUMBA_ENABLE_CUDASIM=1
+SIMULATOR = {"loop": ["tests/test_cuda.py", "-k", "minimize or loop or bounds or interrupt"],
+             "minimize": ["tests/test_cuda.py", "-k", "minimize or loop or bounds or interrupt"]}
 
 SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
          ast.Pow: ast.Mult, ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv,
@@ -185,6 +192,14 @@ def run(module, indices, timeout, reuse_cache, out=print):
                                       env=env, capture_output=True, text=True,
                                       timeout=timeout or 3 * base_s + 60)
                 outcome = "killed" if proc.returncode != 0 else "SURVIVED"
+                if outcome == "SURVIVED" and module in SIMULATOR:
+                    sim = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           *SIMULATOR[module]]
+                    proc = subprocess.run([sys.executable, "-c", _RUNNER, digest, *sim],
+                                          cwd=tmp, env=dict(env, NUMBA_ENABLE_CUDASIM="1"),
+                                          capture_output=True, text=True,
+                                          timeout=timeout or 3 * base_s + 60)
+                    outcome = "killed (simulator)" if proc.returncode != 0 else "SURVIVED"
             except subprocess.TimeoutExpired:
                 outcome = "killed (timeout)"
             seconds = time.perf_counter() - start

@@ -179,10 +179,17 @@ def _build_step(rule, flags, common, slots, parallel):
         for t in prange(tasks.shape[0]):
             j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
             p = carray(_pointer(paddr[j]), size[j], s0.dtype)[lo:hi]
-            q = carray(_pointer(qaddr[j]), size[j], s0.dtype)[lo:hi]
             g = carray(_pointer(gaddr[j]), size[j], s0.dtype)[lo:hi]
             start, stop = offset[j] + lo, offset[j] + hi
-            update(p, q, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
+            if qaddr[j] == paddr[j]:
+                # In place: the same view read and written, so LLVM knows that p[k] is
+                # stored where it was loaded and vectorises. With a second view of the same
+                # memory its overlap check fails at run time and the scalar loop runs
+                # (measured: 3.9x slower at 5e6 float32).
+                update(p, p, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
+            else:
+                q = carray(_pointer(qaddr[j]), size[j], s0.dtype)[lo:hi]
+                update(p, q, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
         # Counted in the same native call as the update, so that no interrupt
         # (raised by Python when a call returns) can separate the two.
         counter = carray(_pointer(count), 1, np.int64)
