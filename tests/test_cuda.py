@@ -687,6 +687,28 @@ def test_minimize_on_the_device_stops_on_nan_and_on_callback():
 
 
 @needs_cuda
+def test_ctrl_c_on_the_device_returns_the_best_iterate_after_f_rose():
+    """The in-place strategy keeps the best iterate apart once a step would overwrite it:
+    here f falls, then rises (a rate too large), then Ctrl-C."""
+    fun, jac = device_objective()
+    seen = []
+
+    def f(x):
+        if len(seen) == 12:
+            raise KeyboardInterrupt
+        seen.append((fun(x), x.copy_to_host()))
+        return seen[-1][0]
+
+    res = rmsopt.minimize(f, cuda.to_device(np.zeros(5)), jac=jac, method="sgd",
+                          options={"lr": 0.9, "momentum": 0.9})
+    fs = [v for v, _ in seen]
+    k = int(np.argmin(fs))
+    assert res.status == 4 and 0 < k < len(fs) - 1 and fs[-1] > fs[k]  # f rose after its best
+    assert res.fun == fs[k]
+    np.testing.assert_array_equal(res.x.copy_to_host(), seen[k][1])
+
+
+@needs_cuda
 def test_minimize_on_the_device_rejects_finite_differences():
     fun, _ = device_objective()
     with pytest.raises(ValueError, match="jac must be a callable or True"):

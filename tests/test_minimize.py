@@ -645,3 +645,10 @@ def test_success_is_true_exactly_for_the_successful_statuses():
     res = rmsopt.minimize(quad, X0, jac=lambda x: interrupting(x) if x[0] != X0[0]
                           else quad_grad(x), options={"lr": 1e-3})
     assert res.status == 4 and not res.success
+
+
+def test_maxiter_defaults_to_ten_thousand():
+    """Without maxiter a run that never meets gtol stops after exactly 10000 iterations (the
+    constant rate keeps RMSprop circling the minimum at a distance ~lr)."""
+    res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(lr=0.05))
+    assert res.status == 1 and not res.success and res.nit == 10000
