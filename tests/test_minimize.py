@@ -2,6 +2,7 @@
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 import scipy.optimize as so
@@ -652,3 +653,42 @@ def test_maxiter_defaults_to_ten_thousand():
     constant rate keeps RMSprop circling the minimum at a distance ~lr)."""
     res = rmsopt.minimize(quad, X0, jac=quad_grad, options=dict(lr=0.05))
     assert res.status == 1 and not res.success and res.nit == 10000
+
+
+def test_show_options_lists_the_hyperparameters_and_no_examples():
+    text = rmsopt.show_options("rmsprop", disp=False)
+    assert "rho : float" in text and "momentum : float" in text and "backend :" in text
+    assert "params :" not in text and "Examples" not in text and ">>>" not in text
+
+
+@pytest.mark.parametrize("compiled, size, used", [
+    (False, 2, False),                       # compiled=False: never the compiled loop
+    (None, 2, True),                         # default: compiled below COMPILED_LOOP_SIZE
+    (None, None, False),                     # ... and not from it on
+    (True, None, True),                      # compiled=True: at any size
+])
+def test_the_compiled_option_chooses_the_loop(monkeypatch, compiled, size, used):
+    from rmsopt import _config, compiled as compiled_module
+    calls = []
+    prepare = compiled_module.prepare
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(compiled_module, "prepare", spy)
+    n = _config.COMPILED_LOOP_SIZE if size is None else size
+
+    @numba.njit
+    def f(x):
+        return 0.5 * np.sum((x - 1.0) ** 2)
+
+    @numba.njit
+    def g(x):
+        return x - 1.0
+
+    options = {"lr": 0.1, "maxiter": 3}
+    if compiled is not None:
+        options["compiled"] = compiled
+    res = rmsopt.minimize(f, np.zeros(n), jac=g, options=options)
+    assert res.nit == 3 and bool(calls) == used
