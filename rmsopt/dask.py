@@ -272,7 +272,8 @@ class Optimizer:
         probe, t = self._probe, self.t + 1
         clip = probe.hyper["clip_norm"]
         gscale = 1.0 if clip is None else hyper.clip_scale(norm, clip)
-        c, h = probe.host_scalars(t, lr, gscale)
+        carry = probe.advance_carry(lr)  # the rule's carried value (LaProp's), on the probe
+        c, h = probe.host_scalars(t, lr, gscale, carry)
         variant = probe.variant
         index = "abcdefghijklmnopqrstuvwxyz"[:self.params.ndim]
         arrays = [self.params, g, *(s for s in self._state if s is not None)]
@@ -290,7 +291,7 @@ class Optimizer:
         rest = iter(out[1:])
         state = [None if s is None else next(rest) for s in self._state]
         with _optimizer.interrupts_deferred():  # parameters, state and t: all or none
-            self.params, self._state, self.t = out[0], state, t
+            self.params, self._state, self.t, probe.carry = out[0], state, t, carry
         return self.params
 
 

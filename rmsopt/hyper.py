@@ -373,3 +373,15 @@ def adabelief(**o):
     )
     h.update(_shared(o, decoupled_default=True))
     return h
+
+
+def laprop(**o):
+    beta1, beta2 = _betas(o)
+    h = dict(
+        lr=learning_rate(_or(o.get("lr"), 4e-4)),
+        beta1=unit_interval("beta1", _or(beta1, 0.9)),
+        beta2=unit_interval("beta2", _or(beta2, 0.999)),
+        eps=positive("eps", _or(o.get("eps"), 1e-15)),
+    )
+    h.update(_shared(o, decoupled_default=True))
+    return h

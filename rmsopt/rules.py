@@ -138,19 +138,28 @@ class Rule:
     slots, its flags and scalars types and its ``values`` function; defining the
     subclass registers an instance in :data:`RULES` under ``name``.
 
-    ``values(k, t, lr) -> tuple`` is a small ``@njit`` function of the rule's constants
-    ``k`` (a tuple of floats taken once from the hyperparameters by :meth:`constants`),
-    the step ``t`` (from 1) and the learning rate, giving the step's host scalars in
-    float64 (``Scalars``' fields, in order). ``Optimizer.step`` calls it from Python and
-    the compiled minimize loop from nopython code: one definition, the same bits. ``t``
-    enters powers as a float (``rho ** float(t)`` is libm's pow in Python and in Numba
-    alike). Inlined into nopython callers, where a constant lr and step-free scalars fold
-    away.
+    ``values(k, t, lr, carry) -> tuple`` is a small ``@njit`` function of the rule's
+    constants ``k`` (a tuple of floats taken once from the hyperparameters by
+    :meth:`constants`), the step ``t`` (from 1), the learning rate and the carried value
+    (below), giving the step's host scalars in float64 (``Scalars``' fields, in order).
+    ``Optimizer.step`` calls it from Python and the compiled minimize loop from nopython
+    code: one definition, the same bits. ``t`` enters powers as a float (``rho **
+    float(t)`` is libm's pow in Python and in Numba alike). Inlined into nopython callers,
+    where a constant lr and step-free scalars fold away.
+
+    ``carried`` names a float64 value that the host carries from step to step when the
+    scalars depend on the history of the learning rate, not only on ``t`` and this step's
+    ``lr`` (LaProp's running average of the rates). ``advance(k, lr, carry) -> carry``
+    (``@njit``) gives this step's value from the last; ``values`` reads the new one. It
+    starts at :meth:`initial_carry`, is part of the optimizer's state (checkpoints) and
+    changes with the step, all or nothing. Rules without one (``carried = ""``) ignore it.
     """
 
     name: str
     kernel = None  # staticmethod: the rule function
     values = None  # staticmethod: the @njit values function
+    advance = None  # staticmethod: the @njit carry update (no_carry for most rules)
+    carried = ""  # name of the value carried between steps ("" none)
     slots: tuple  # names of the (up to three) state slots, in kernel order ("" unused)
     Flags: type  # the namedtuple of compile-time switches
     Scalars: type  # the namedtuple of host scalars
@@ -158,11 +167,22 @@ class Rule:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if cls.advance is None:
+            cls.advance = staticmethod(no_carry)
         RULES[cls.name] = cls()
 
     def flags(self, h):
         """Compile-time switches of the rule, a :attr:`Flags`."""
         return self.Flags()
+
+    def common_flags(self, h):
+        """The gradient preparation's switches (:class:`Common`); a rule that applies
+        weight decay itself overrides this."""
+        return common_flags(h)
+
+    def initial_carry(self, h):
+        """The carried value before the first step."""
+        return 0.0
 
     def active(self, flags):
         """Which of the three slots this variant uses."""
@@ -183,6 +203,13 @@ class Rule:
 
 #: rule name -> :class:`Rule` (each subclass adds itself)
 RULES = {}
+
+
+@cached
+@njit(inline="always")
+def no_carry(k, lr, carry):
+    """The ``advance`` of a rule that carries nothing between steps."""
+    return carry
 
 
 @njit(inline="always")
@@ -264,7 +291,7 @@ def rmsprop(p, g, nu, mu, buf, h, f):
 
 @cached
 @njit(inline="always")
-def rmsprop_values(k, t, lr):
+def rmsprop_values(k, t, lr, carry):
     rho, eps, momentum, bias_correction = k
     bias = 1.0 - rho ** np.float64(t) if bias_correction else 1.0
     return (lr, rho, 1.0 - rho, eps, momentum, bias, 0.0)
@@ -307,7 +334,7 @@ def sgd(p, g, buf, unused1, unused2, h, f):
 
 @cached
 @njit(inline="always")
-def sgd_values(k, t, lr):
+def sgd_values(k, t, lr, carry):
     return (lr, k[0])
 
 
@@ -350,7 +377,7 @@ def adagrad(p, g, acc, unused1, unused2, h, f):
 
 @cached
 @njit(inline="always")
-def adagrad_values(k, t, lr):
+def adagrad_values(k, t, lr, carry):
     lr_decay, eps = k
     return (lr / (1.0 + (t - 1) * lr_decay), eps)  # PyTorch's lr_decay
 
@@ -396,7 +423,7 @@ def adadelta(p, g, nu, u, unused, h, f):
 
 @cached
 @njit(inline="always")
-def adadelta_values(k, t, lr):
+def adadelta_values(k, t, lr, carry):
     rho, eps = k
     return (lr, rho, 1.0 - rho, eps)
 
@@ -446,7 +473,7 @@ def adam(p, g, m, v, vmax, h, f):
 
 @cached
 @njit(inline="always")
-def adam_values(k, t, lr):
+def adam_values(k, t, lr, carry):
     b1, b2, eps = k
     return (lr / (1.0 - b1 ** np.float64(t)), b1, 1.0 - b1, b2, 1.0 - b2, eps,
             np.sqrt(1.0 - b2 ** np.float64(t)))
@@ -503,7 +530,7 @@ def lion(p, g, m, unused1, unused2, h, f):
 
 @cached
 @njit(inline="always")
-def lion_values(k, t, lr):
+def lion_values(k, t, lr, carry):
     b1, b2 = k
     return (lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0, 0.0)
 
@@ -545,7 +572,7 @@ def adabelief(p, g, m, s, unused, h, f):
 
 @cached
 @njit(inline="always")
-def adabelief_values(k, t, lr):
+def adabelief_values(k, t, lr, carry):
     b1, b2, eps, eps_root = k
     return (lr, b1, 1.0 - b1, b2, 1.0 - b2, eps, eps_root, 1.0 - b1 ** np.float64(t),
             1.0 - b2 ** np.float64(t))
@@ -561,6 +588,80 @@ class AdaBeliefRule(Rule):
 
     def constants(self, h):
         return (h["beta1"], h["beta2"], h["eps"], h["eps_root"])
+
+    def depends_on_step(self, h):
+        return True
+
+
+LaPropFlags = namedtuple("LaPropFlags", "decay_after")
+LaPropScalars = namedtuple(
+    "LaPropScalars", "step_size lr_momentum beta1 beta2 one_minus_beta2 eps bias2 lr_decay"
+)
+
+
+@njit(inline="always")
+def laprop(p, g, m, nu, unused, h, f):
+    r"""LaProp (Ziyin, Wang & Ueda 2020), as timm's ``LaProp`` orders it.
+
+    .. math::
+
+        \nu &\leftarrow \beta_2 \nu + (1 - \beta_2) g^2 \\
+        m &\leftarrow \beta_1 m + \eta (1 - \beta_1)\,
+            \frac{g}{\sqrt{\nu / (1 - \beta_2^t)} + \epsilon} \\
+        p &\leftarrow p - \frac{\eta}{A_t}\, m, \qquad
+            A_t = \beta_1 A_{t-1} + (1 - \beta_1)\,\eta_t, \ A_0 = 0
+
+    The gradient is normalised before it enters the momentum (Adam normalises the
+    momentum), and the learning rate enters the momentum with it: the momentum is a sum
+    of past steps, and :math:`A_t`, the same average of past rates (the carried value,
+    ``lr_average``), is its bias correction (:math:`\eta (1 - \beta_1^t)` for a constant
+    rate). ``h.step_size`` is :math:`\eta / A_t` (0 when :math:`A_t = 0`). Decoupled
+    weight decay (the default) follows the update: :math:`p \leftarrow p - \eta\lambda p`
+    on the new ``p`` (``f.decay_after``; ``h.lr_decay`` is :math:`\eta\lambda`).
+    """
+    nu = h.beta2 * nu + h.one_minus_beta2 * (g * g)
+    d = g / (sqrt(nu / h.bias2) + h.eps)
+    m = h.beta1 * m + h.lr_momentum * d
+    p = p - h.step_size * m
+    if f.decay_after:
+        p = p - h.lr_decay * p
+    return p, m, nu, unused
+
+
+@cached
+@njit(inline="always")
+def laprop_values(k, t, lr, carry):
+    b1, b2, eps, wd = k
+    step_size = lr / carry if carry != 0.0 else 0.0
+    return (step_size, lr * (1.0 - b1), b1, b2, 1.0 - b2, eps, 1.0 - b2 ** np.float64(t),
+            lr * wd)
+
+
+@cached
+@njit(inline="always")
+def laprop_advance(k, lr, carry):
+    b1 = k[0]
+    return carry * b1 + (1.0 - b1) * lr
+
+
+class LaPropRule(Rule):
+    name, kernel, values = "laprop", staticmethod(laprop), staticmethod(laprop_values)
+    advance, carried = staticmethod(laprop_advance), "lr_average"
+    slots, nonnegative = ("mu", "nu", ""), ("nu",)
+    Flags, Scalars = LaPropFlags, LaPropScalars
+
+    def flags(self, h):
+        return LaPropFlags(decay_after=h["weight_decay"] > 0.0 and h["decoupled_weight_decay"])
+
+    def common_flags(self, h):
+        common = common_flags(h)  # decoupled decay is the rule's own, after the update
+        return common._replace(weight_decay=NO_DECAY) if self.flags(h).decay_after else common
+
+    def active(self, flags):
+        return (True, True, False)
+
+    def constants(self, h):
+        return (h["beta1"], h["beta2"], h["eps"], h["weight_decay"])
 
     def depends_on_step(self, h):
         return True
