@@ -133,10 +133,10 @@ _make_common = _scalars_maker(rules.CommonScalars)
 _chunks = {}
 
 
-def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, record_x):
+def _chunk_function(rule, flags, common, active, parallel, jac_true, bounded, record_x):
     """The chunk's Python source for one variant; compiled per argument types by the caller."""
-    step = cpu.step_kernel(rule.kernel, flags, common, slots, parallel)
-    update = cpu.update_loop(rule.kernel, flags, common, slots)  # inlined: small problems
+    step = cpu.step_kernel(rule.kernel, flags, common, active, parallel)
+    update = cpu.update_loop(rule.kernel, flags, common, active)  # inlined: small problems
     global_norm = cpu.global_norm_kernel[parallel]
     lanes = _config.REDUCE_LANES
     values, advance, common_values = rule.values, rule.advance, rules.common_values
@@ -195,13 +195,13 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             copy_into(g_prev, g)
             fl[F_PREV], it[HAS_PREV] = f, 1
             lr, t = lrs[i], it[T] + 1
-            gscale = 1.0
+            clip_scale = 1.0
             if clip_norm:
-                gscale = rules.clip_factor(global_norm(gaddr, size, tasks, g, lanes), max_norm,
+                clip_scale = rules.clip_scale(global_norm(gaddr, size, tasks, g, lanes), max_norm,
                                            1.0)
             carry = advance(hk, lr, fl[CARRY])
             h = make_h(values(hk, t, lr, carry), hrow)
-            c = make_c(common_values(ck, lr, gscale), crow)
+            c = make_c(common_values(ck, lr, clip_scale), crow)
             if parallel:
                 step(paddr, paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h,
                      it.ctypes.data + T * 8)  # the kernel counts into it[T]

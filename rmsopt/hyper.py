@@ -238,7 +238,7 @@ def clip_scale(norm, clip_norm):
     infinite norm gives 0, so an infinite element becomes NaN and the others 0.
     ``Optimizer.step`` and the compiled minimize loop both call this function.
     """
-    return rules.clip_factor(norm, clip_norm, 1.0)
+    return rules.clip_scale(norm, clip_norm, 1.0)
 
 
 # ------------------------------------------- builders: keywords -> hyper dict

@@ -185,13 +185,13 @@ class Optimizer:
         initial = self.rule.initial(self._hyper)
         self._carry = self.rule.initial_carry(self._hyper)
         self._set_state([device.full(self._layout.n if used else 0, value, self._dtype)
-                         for used, value in zip(self._slots, initial)])
+                         for used, value in zip(self._active, initial)])
 
     def _configure(self):
         """Derive the variant (flags, active slots) from the hyperparameters."""
         self._flags = self.rule.flags(self._hyper)
         self._common = self.rule.common_flags(self._hyper)
-        self._slots = tuple(bool(u) for u in self.rule.active(self._flags))
+        self._active = tuple(bool(u) for u in self.rule.active(self._flags))
         self._step_dependent = self.rule.depends_on_step(self._hyper)
         # host-scalar inputs taken once per configuration, and the last scalars computed
         self._constants = self.rule.constants(self._hyper)
@@ -214,21 +214,21 @@ class Optimizer:
         self._apply = self._device.step_function(self.variant, self._layout, self._flat, state,
                                                  self._hyper["clip_norm"], self._count)
 
-    def host_scalars(self, t, lr, gscale=1.0, carry=0.0):
+    def host_scalars(self, t, lr, clip_scale=1.0, carry=0.0):
         """The kernel's scalars ``(c, h)`` for step ``t`` at rate ``lr`` with gradient scale
-        ``gscale`` (the clip scale) and the rule's carried value ``carry`` after this step
+        ``clip_scale`` (the clip scale) and the rule's carried value ``carry`` after this step
         (:meth:`advance_carry`), each reused while its inputs hold.
 
         The rule's ``@njit`` values function and :func:`rmsopt.rules.common_values` (also
         called by the compiled loop), on constants taken once in :meth:`_configure`.
         """
-        key = (t if self._step_dependent else None, carry, lr, gscale)
+        key = (t if self._step_dependent else None, carry, lr, clip_scale)
         if key == self._scalars_key:  # nothing changed (a rule without step dependence)
             return self._scalars
         if key[2:] != self._common_key:
             self._common_scalars = hyper.as_scalars(
                 rules.CommonScalars, rules.common_values(self._common_constants, float(lr),
-                                                         float(gscale)), self._dtype)
+                                                         float(clip_scale)), self._dtype)
             self._common_key = key[2:]
         if key[:3] != self._rule_key:
             self._rule_scalars = hyper.as_scalars(
@@ -318,7 +318,7 @@ class Optimizer:
     @property
     def variant(self):
         """The :class:`Variant` (rule and compile-time flags) that selects the kernels."""
-        return Variant(self.rule, self._flags, self._common, self._slots)
+        return Variant(self.rule, self._flags, self._common, self._active)
 
     @property
     def layout(self):
@@ -337,7 +337,7 @@ class Optimizer:
     @property
     def state(self):
         """The flat state buffers by slot name (device arrays on CUDA; live, not copies)."""
-        return {name: s for name, s, used in zip(self.rule.slots, self._state, self._slots)
+        return {name: s for name, s, used in zip(self.rule.slots, self._state, self._active)
                 if used}
 
     def __repr__(self):
@@ -465,12 +465,12 @@ class Optimizer:
         parameters when None.
         """
         t = self._count.item() + 1
-        gscale = 1.0
+        clip_scale = 1.0
         if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
             norm = self._device.global_norm(self._layout, grads)
-            gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+            clip_scale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         carry = self.advance_carry(lr)
-        c, h = self.host_scalars(t, lr, gscale, carry)
+        c, h = self.host_scalars(t, lr, clip_scale, carry)
         args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
         if self._device.counts_steps and not self.rule.carried:
             self._apply(*args)  # one native call: the update and t += 1
@@ -547,12 +547,12 @@ class Optimizer:
         if self._refuse_nonfinite(flat, _backend.Layout(flat)):
             return
         t = self.t + 1
-        gscale = 1.0
+        clip_scale = 1.0
         if self._hyper["clip_norm"] is not None:
             norm = self._device.global_norm(_backend.Layout(flat), flat)
-            gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+            clip_scale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         carry = self.advance_carry(lr)
-        c, h = self.host_scalars(t, lr, gscale, carry)
+        c, h = self.host_scalars(t, lr, clip_scale, carry)
         if rows.size and self._device.counts_steps and not self.rule.carried:
             # one native call: the update and t += 1
             self._device.apply_rows(self.variant, self._layout, index, param, rows, g,
@@ -924,7 +924,7 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
             c, h = opt.host_scalars(1, opt.hyper["lr"], 1.0)
             for parallel in (False, True):
                 kernel = _backend.cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common,
-                                                  opt._slots, parallel)
+                                                  opt._active, parallel)
                 layout = opt._layout
                 _backend.cpu.entry_point(kernel, (layout.paddr, layout.paddr, layout.paddr,
                                                   layout.size, layout.offset, layout.tasks,

@@ -47,7 +47,7 @@ from ._kernels.cache import cached
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
 
 Common = namedtuple("Common", "maximize clip_value clip_norm weight_decay")
-CommonScalars = namedtuple("CommonScalars", "gscale gscale_pow2 clip neg_clip wd decay")
+CommonScalars = namedtuple("CommonScalars", "clip_scale clip_pow2 clip neg_clip wd decay")
 
 # clip_norm's scale below this is applied as (s * 2**100) * 2**-100: in float32 it would
 # otherwise be subnormal (few significant bits) before it meets the gradient.
@@ -75,7 +75,7 @@ def split_scale(s):
 def prepare_gradient(p, g, c, f):
     """Clip, negate (maximize) and add L2 weight decay to one gradient element."""
     if f.clip_norm:
-        g = g * c.gscale * c.gscale_pow2
+        g = g * c.clip_scale * c.clip_pow2
     if f.clip_value:  # written with comparisons so that NaN passes through
         if g > c.clip:
             g = c.clip
@@ -89,7 +89,7 @@ def prepare_gradient(p, g, c, f):
 
 
 @njit(inline="always")
-def clip_factor(norm, clip_norm, one):
+def clip_scale(norm, clip_norm, one):
     r"""Scale that brings a gradient of global norm ``norm`` down to ``clip_norm``.
 
     :math:`\min(1, c / \lVert g \rVert_2)`. A NaN norm (a NaN anywhere in the
@@ -108,26 +108,26 @@ def decay_parameter(p, c, f):
     return p
 
 
-def common_flags(h):
+def common_flags(hyper):
     """The gradient preparation's switches (:class:`Common`) from a hyperparameter dict."""
-    decay = h["weight_decay"] > 0.0
+    decay = hyper["weight_decay"] > 0.0
     style = (NO_DECAY if not decay
-             else DECOUPLED_DECAY if h["decoupled_weight_decay"] else L2_DECAY)
-    return Common(maximize=h["maximize"], clip_value=h["clip_value"] is not None,
-                  clip_norm=h["clip_norm"] is not None, weight_decay=style)
+             else DECOUPLED_DECAY if hyper["decoupled_weight_decay"] else L2_DECAY)
+    return Common(maximize=hyper["maximize"], clip_value=hyper["clip_value"] is not None,
+                  clip_norm=hyper["clip_norm"] is not None, weight_decay=style)
 
 
-def common_constants(h):
+def common_constants(hyper):
     """The float hyperparameters that :func:`common_values` reads."""
-    return (h["clip_value"] or 0.0, h["weight_decay"])
+    return (hyper["clip_value"] or 0.0, hyper["weight_decay"])
 
 
 @cached
 @njit(inline="always")
-def common_values(k, lr, gscale):
+def common_values(k, lr, clip_scale):
     """Host scalars of the gradient preparation (:class:`CommonScalars`), in float64."""
     clip, wd = k
-    m, q = split_scale(gscale)
+    m, q = split_scale(clip_scale)
     return (m, q, clip, -clip, wd, 1.0 - lr * wd)
 
 
@@ -171,16 +171,16 @@ class Rule:
             cls.advance = staticmethod(no_carry)
         RULES[cls.name] = cls()
 
-    def flags(self, h):
+    def flags(self, hyper):
         """Compile-time switches of the rule, a :attr:`Flags`."""
         return self.Flags()
 
-    def common_flags(self, h):
+    def common_flags(self, hyper):
         """The gradient preparation's switches (:class:`Common`); a rule that applies
         weight decay itself overrides this."""
-        return common_flags(h)
+        return common_flags(hyper)
 
-    def initial_carry(self, h):
+    def initial_carry(self, hyper):
         """The carried value before the first step."""
         return 0.0
 
@@ -188,15 +188,15 @@ class Rule:
         """Which of the three slots this variant uses."""
         return (True, False, False)
 
-    def constants(self, h):
+    def constants(self, hyper):
         """The float hyperparameters that :attr:`values` reads, as a tuple."""
         raise NotImplementedError
 
-    def initial(self, h):
+    def initial(self, hyper):
         """Initial value of each slot."""
         return (0.0, 0.0, 0.0)
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
         """Whether the host scalars change with the step count (else they are reused)."""
         return False
 
@@ -302,23 +302,24 @@ class RMSpropRule(Rule):
     slots, nonnegative = ("nu", "mu", "buf"), ("nu",)
     Flags, Scalars = RMSpropFlags, RMSpropScalars
 
-    def flags(self, h):
+    def flags(self, hyper):
         return RMSpropFlags(
-            centered=h["centered"], momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
-            bias_correction=h["bias_correction"], eps_in_sqrt=h["eps_in_sqrt"],
-            lr_in_momentum=h["lr_in_momentum"])
+            centered=hyper["centered"], momentum=hyper["momentum"] > 0.0,
+            nesterov=hyper["nesterov"],
+            bias_correction=hyper["bias_correction"], eps_in_sqrt=hyper["eps_in_sqrt"],
+            lr_in_momentum=hyper["lr_in_momentum"])
 
     def active(self, flags):
         return (True, flags.centered, flags.momentum)
 
-    def constants(self, h):
-        return (h["rho"], h["eps"], h["momentum"], float(h["bias_correction"]))
+    def constants(self, hyper):
+        return (hyper["rho"], hyper["eps"], hyper["momentum"], float(hyper["bias_correction"]))
 
-    def initial(self, h):
-        return (h["initial_scale"], 0.0, 0.0)
+    def initial(self, hyper):
+        return (hyper["initial_scale"], 0.0, 0.0)
 
-    def depends_on_step(self, h):
-        return h["bias_correction"]
+    def depends_on_step(self, hyper):
+        return hyper["bias_correction"]
 
 
 SGDFlags = namedtuple("SGDFlags", "momentum nesterov lr_in_momentum")
@@ -342,15 +343,15 @@ class SGDRule(Rule):
     name, kernel, values = "sgd", staticmethod(sgd), staticmethod(sgd_values)
     slots, Flags, Scalars = ("buf", "", ""), SGDFlags, SGDScalars
 
-    def flags(self, h):
-        return SGDFlags(momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
-                        lr_in_momentum=h["lr_in_momentum"])
+    def flags(self, hyper):
+        return SGDFlags(momentum=hyper["momentum"] > 0.0, nesterov=hyper["nesterov"],
+                        lr_in_momentum=hyper["lr_in_momentum"])
 
     def active(self, flags):
         return (flags.momentum, False, False)
 
-    def constants(self, h):
-        return (h["momentum"],)
+    def constants(self, hyper):
+        return (hyper["momentum"],)
 
 
 AdaGradFlags = namedtuple("AdaGradFlags", "eps_in_sqrt")
@@ -387,17 +388,17 @@ class AdaGradRule(Rule):
     slots, nonnegative = ("acc", "", ""), ("acc",)
     Flags, Scalars = AdaGradFlags, AdaGradScalars
 
-    def flags(self, h):
-        return AdaGradFlags(eps_in_sqrt=h["eps_in_sqrt"])
+    def flags(self, hyper):
+        return AdaGradFlags(eps_in_sqrt=hyper["eps_in_sqrt"])
 
-    def constants(self, h):
-        return (h["lr_decay"], h["eps"])
+    def constants(self, hyper):
+        return (hyper["lr_decay"], hyper["eps"])
 
-    def initial(self, h):
-        return (h["initial_accumulator_value"], 0.0, 0.0)
+    def initial(self, hyper):
+        return (hyper["initial_accumulator_value"], 0.0, 0.0)
 
-    def depends_on_step(self, h):
-        return h["lr_decay"] > 0.0
+    def depends_on_step(self, hyper):
+        return hyper["lr_decay"] > 0.0
 
 
 AdaDeltaFlags = namedtuple("AdaDeltaFlags", "")
@@ -436,8 +437,8 @@ class AdaDeltaRule(Rule):
     def active(self, flags):
         return (True, True, False)
 
-    def constants(self, h):
-        return (h["rho"], h["eps"])
+    def constants(self, hyper):
+        return (hyper["rho"], hyper["eps"])
 
 
 AdamFlags = namedtuple("AdamFlags", "amsgrad")
@@ -484,16 +485,16 @@ class AdamRule(Rule):
     slots, nonnegative = ("m", "v", "vmax"), ("v", "vmax")
     Flags, Scalars = AdamFlags, AdamScalars
 
-    def flags(self, h):
-        return AdamFlags(amsgrad=h["amsgrad"])
+    def flags(self, hyper):
+        return AdamFlags(amsgrad=hyper["amsgrad"])
 
     def active(self, flags):
         return (True, True, flags.amsgrad)
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"], h["eps"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"], hyper["eps"])
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
         return True
 
 
@@ -539,8 +540,8 @@ class LionRule(Rule):
     name, kernel, values = "lion", staticmethod(lion), staticmethod(lion_values)
     slots, Flags, Scalars = ("mu", "", ""), LionFlags, LionScalars
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"])
 
 
 AdaBeliefFlags = namedtuple("AdaBeliefFlags", "")
@@ -586,10 +587,10 @@ class AdaBeliefRule(Rule):
     def active(self, flags):
         return (True, True, False)
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"], h["eps"], h["eps_root"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"], hyper["eps"], hyper["eps_root"])
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
         return True
 
 
@@ -650,18 +651,19 @@ class LaPropRule(Rule):
     slots, nonnegative = ("mu", "nu", ""), ("nu",)
     Flags, Scalars = LaPropFlags, LaPropScalars
 
-    def flags(self, h):
-        return LaPropFlags(decay_after=h["weight_decay"] > 0.0 and h["decoupled_weight_decay"])
+    def flags(self, hyper):
+        return LaPropFlags(
+            decay_after=hyper["weight_decay"] > 0.0 and hyper["decoupled_weight_decay"])
 
-    def common_flags(self, h):
-        common = common_flags(h)  # decoupled decay is the rule's own, after the update
-        return common._replace(weight_decay=NO_DECAY) if self.flags(h).decay_after else common
+    def common_flags(self, hyper):
+        common = common_flags(hyper)  # decoupled decay is the rule's own, after the update
+        return common._replace(weight_decay=NO_DECAY) if self.flags(hyper).decay_after else common
 
     def active(self, flags):
         return (True, True, False)
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"], h["eps"], h["weight_decay"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"], hyper["eps"], hyper["weight_decay"])
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
         return True

@@ -4,7 +4,7 @@ values, invariants, and save/load inside a stateful run. HYPOTHESIS_PROFILE=long
 The oracle is :class:`rmsopt._kernels.reference.Reference`: it derives every per-step scalar
 (lr, 1 - rho, bias corrections, Adam's step size, AdaGrad's decay, the decoupled-decay factor,
 the clip scale) from the optimizer's hyperparameter dict itself, so a mistake in
-``rmsopt.hyper``'s scalars or in ``rmsopt.rules.clip_factor`` fails these properties (see
+``rmsopt.hyper``'s scalars or in ``rmsopt.rules.clip_scale`` fails these properties (see
 ``test_a_mistake_in_the_host_scalars_is_caught``).
 """
 

@@ -24,7 +24,7 @@ from ..rules import DECOUPLED_DECAY, L2_DECAY
 def prepare_gradient(p, g, c, f):
     """Clipping, maximize, L2 decay of a whole gradient; decoupled decay of ``p``."""
     if f.clip_norm:
-        g = g * c.gscale * c.gscale_pow2
+        g = g * c.clip_scale * c.clip_pow2
     if f.clip_value:
         g = np.where(g > c.clip, c.clip, np.where(g < c.neg_clip, c.neg_clip, g))
     if f.maximize:
