@@ -56,9 +56,8 @@ def steps(tensors):
     except AttributeError as e:
         raise NotImplementedError("rmsopt.bench.torch_rmsprop_steps is missing at this "
                                   "commit") from e
-    import torch
-
-    return make(TOTAL, tensors, torch.float32)
+    return make(TOTAL, tensors, "float32")  # the name: torch is imported there, after
+    # OMP_WAIT_POLICY=PASSIVE is set (its threads would otherwise spin after each step)
 
 
 class TorchStep:

@@ -272,8 +272,10 @@ def torch_rmsprop_steps(total, tensors, dtype):
         Elements over all the tensors of one contender.
     tensors : int
         Number of parameter tensors.
-    dtype : torch.dtype
-        ``torch.float32`` or ``torch.float64``.
+    dtype : torch.dtype or str
+        ``torch.float32`` or ``torch.float64``, or its name (``"float32"``: a caller that
+        passes the name need not import torch first, so that this function imports it with
+        ``OMP_WAIT_POLICY`` set).
 
     Returns
     -------
@@ -291,6 +293,8 @@ def torch_rmsprop_steps(total, tensors, dtype):
     import torch
 
     from . import torch as rmsopt_torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
     def params():
         ps = [torch.nn.Parameter(torch.ones(total // tensors, dtype=dtype)) for _ in range(tensors)]
