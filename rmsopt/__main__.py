@@ -63,13 +63,13 @@ def info(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rmsopt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="what RMSprop is for: six scenarios, tables and figures")
+    p = sub.add_parser("demo", help="what RMSprop is for: eight scenarios, tables and figures")
     p.add_argument("--out", default="rmsopt-demo", help="directory for the PNG figures "
                    "(default ./rmsopt-demo)")
     p.add_argument("--quick", action="store_true", help="small problems (seconds)")
     p.add_argument("--only", metavar="NAMES", type=scenario_names,
                    help="comma-separated scenarios (any case): "
-                   "2d,highdim,linreg,digits,factorisation,sensitivity")
+                   "2d,highdim,linreg,digits,factorisation,sensitivity,torch-cnn,torch-rnn")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.set_defaults(func=demo)
     p = sub.add_parser("bench", help="time one step side by side with NumPy, torch, the floor")

@@ -260,13 +260,41 @@ def arrays_table(count=100, each=10_000, dtype=np.float64, repeats=50, budget=2.
     return t_many, t_one
 
 
-def _torch_rmsprop_steps(total, tensors, dtype):
-    """Step functions over ``tensors`` float tensors of ``total`` elements in all, each
-    contender on its own copy: ``rmsopt.torch.RMSprop`` and ``torch.optim.RMSprop`` with
-    ``foreach=True`` and ``foreach=False`` (torch's defaults otherwise)."""
+def torch_rmsprop_steps(total, tensors, dtype):
+    """Step functions of ``rmsopt.torch.RMSprop`` and ``torch.optim.RMSprop``, side by side.
+
+    Each contender gets its own ``tensors`` parameters of ``total // tensors`` elements
+    (ones, with a gradient of 0.5) and torch's default hyperparameters.
+
+    Parameters
+    ----------
+    total : int
+        Elements over all the tensors of one contender.
+    tensors : int
+        Number of parameter tensors.
+    dtype : torch.dtype or str
+        ``torch.float32`` or ``torch.float64``, or its name (``"float32"``: a caller that
+        passes the name need not import torch first, so that this function imports it with
+        ``OMP_WAIT_POLICY`` set).
+
+    Returns
+    -------
+    dict
+        ``{"rmsopt.torch": step, "torch foreach": step, "torch for-loop": step}``: the bound
+        ``step`` methods of ``rmsopt.torch.RMSprop`` and of ``torch.optim.RMSprop`` with
+        ``foreach=True`` and ``foreach=False``.
+
+    Raises
+    ------
+    ImportError
+        If torch is not installed.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see torch_step
     import torch
 
     from . import torch as rmsopt_torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
     def params():
         ps = [torch.nn.Parameter(torch.ones(total // tensors, dtype=dtype)) for _ in range(tensors)]
@@ -295,7 +323,7 @@ def torch_table(total=5_000_000, tensors=20, small=200, repeats=20, budget=10.0,
         return None
     import numba
 
-    t = best_interleaved(_torch_rmsprop_steps(total, tensors, torch.float32), repeats, budget)
+    t = best_interleaved(torch_rmsprop_steps(total, tensors, torch.float32), repeats, budget)
     best_torch = min(t["torch foreach"], t["torch for-loop"])
     out(f"\nrmsopt.torch.RMSprop vs torch.optim.RMSprop, float32, {total:.0e} parameters in "
         f"{tensors} tensors ({numba.get_num_threads()} numba threads, {torch.get_num_threads()} "
@@ -304,8 +332,8 @@ def torch_table(total=5_000_000, tensors=20, small=200, repeats=20, budget=10.0,
         ratio = seconds / t["rmsopt.torch"]
         out(f"  {name:<15} {seconds * 1e3:9.2f}   ({ratio:.2f}x rmsopt.torch)")
     out(f"  speed-up over torch's best: {best_torch / t['rmsopt.torch']:.2f}x (target >= 3x)")
-    many = _torch_rmsprop_steps(total, small, torch.float32)["rmsopt.torch"]
-    one = _torch_rmsprop_steps(total, 1, torch.float32)["rmsopt.torch"]
+    many = torch_rmsprop_steps(total, small, torch.float32)["rmsopt.torch"]
+    one = torch_rmsprop_steps(total, 1, torch.float32)["rmsopt.torch"]
     spread = best_interleaved({"many": many, "one": one}, repeats, budget)
     out(f"  rmsopt.torch, {small} tensors vs one of the same total: {spread['many'] * 1e3:.2f} ms "
         f"vs {spread['one'] * 1e3:.2f} ms ({spread['many'] / spread['one']:.2f}x, target <= 1.5x)")

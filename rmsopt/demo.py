@@ -1,6 +1,7 @@
 """``python -m rmsopt demo``: what the RMSprop family is for, end to end, with pictures.
 
-Six scenarios, each a function of this module (the scripts in ``examples/`` call them):
+Eight scenarios, each a function of this module with a short script of its own in
+``examples/``:
 
 1. :func:`two_d`: Rosenbrock and an ill-conditioned ravine; trajectories on contours and
    RMSprop's effective per-parameter learning rate.
@@ -11,12 +12,19 @@ Six scenarios, each a function of this module (the scripts in ``examples/`` call
 5. :func:`factorisation`: low-rank matrix factorisation of sparse ratings, trained with
    sparse row updates (:meth:`rmsopt.Optimizer.step_rows`) against dense steps.
 6. :func:`sensitivity`: final loss over a grid of ``lr`` and ``rho`` (heatmaps).
+7. :func:`torch_cnn`: a small PyTorch CNN on the digits, ``rmsopt.torch``'s RMSprop, Adam and
+   SGD next to ``torch.optim``'s from the same initial weights: float64 losses that agree to
+   rounding, and (without ``--quick``) torch's centered RMSprop turning NaN in float32.
+8. :func:`torch_rnn`: a PyTorch GRU on the adding problem, the same comparison for RMSprop,
+   and the float32 centered case where torch's RMSprop turns NaN and rmsopt's stays finite.
 
 Every scenario prints a table (method, learning rate, final loss, iterations, time) and,
 when matplotlib is installed, writes PNG figures. Times are wall-clock seconds of the
 optimisation alone: each method first runs one step so that Numba compiles its kernel,
 and that one-off compilation is reported separately. Learning rates are fixed per method
-and problem: the best final loss over the grid 1e-4, 3e-4, ..., 1 for the demo's budget.
+and problem: the best final loss over the grid 1e-4, 3e-4, ..., 1 for the demo's budget
+(scenarios 7 and 8, which compare two implementations of one method, use common values). The
+PyTorch scenarios are skipped, with a note, when torch is not installed.
 """
 
 import sys
@@ -57,7 +65,8 @@ LR = {
                "Adam": 1e-2},
 }
 
-SCENARIOS = ("2d", "highdim", "linreg", "digits", "factorisation", "sensitivity")
+SCENARIOS = ("2d", "highdim", "linreg", "digits", "factorisation", "sensitivity",
+             "torch-cnn", "torch-rnn")
 
 
 class Demo:
@@ -77,7 +86,7 @@ class Demo:
 
     def __init__(self, out="rmsopt-demo", quick=False, plots=True, stream=None):
         self.out, self.quick, self.stream = Path(out), quick, stream or sys.stdout
-        self.figures, self.compile_s, self.notes = [], 0.0, []
+        self.figures, self.compile_s, self.notes, self.results = [], 0.0, [], {}
         self.plots = plots and _have("matplotlib")
         if plots and not self.plots:
             self.note('matplotlib is not installed: tables only (pip install "rmsopt[plot]" '
@@ -104,12 +113,14 @@ class Demo:
     def table(self, title, rows, extra=None):
         """Print rows ``(method, lr, final loss, iterations, seconds[, extra])``."""
         self.say(f"\n{title}")
-        head = f"  {'method':<22} {'lr':>7} {'final loss':>11} {'iterations':>10} {'time [s]':>9}"
+        width = max([22] + [len(row[0]) for row in rows])
+        head = (f"  {'method':<{width}} {'lr':>7} {'final loss':>11} {'iterations':>10} "
+                f"{'time [s]':>9}")
         self.say(head + (f" {extra:>14}" if extra else ""))
         for row in rows:
             name, lr, loss, nit, sec = row[:5]
             lr = f"{lr:7.0e}" if isinstance(lr, float) else f"{lr:>7}"
-            line = f"  {name:<22} {lr} {loss:11.3e} {nit:10d} {sec:9.3f}"
+            line = f"  {name:<{width}} {lr} {loss:11.3e} {nit:10d} {sec:9.3f}"
             self.say(line + (f" {row[5]:>14}" if extra else ""))
 
     def figure(self, name, fig, colors=256):
@@ -525,8 +536,442 @@ def sensitivity(demo):
     return grids
 
 
+# ------------------------------------------------------- 7 and 8. PyTorch training loops
+
+#: The optimizers run side by side in :func:`torch_cnn`: label -> (class name, as in both
+#: ``rmsopt.torch`` and ``torch.optim``, and the arguments given to both).
+TORCH_OPTIMIZERS = {
+    "RMSprop": ("RMSprop", {"lr": 1e-3}),
+    "Adam": ("Adam", {"lr": 1e-3}),
+    "SGD momentum": ("SGD", {"lr": 3e-2, "momentum": 0.9}),
+}
+
+#: Centered RMSprop with a large ``eps`` (as DQN's; Mnih et al. 2015) and ``alpha`` 0.9
+#: (Keras' and TensorFlow's default decay): full-batch float32 training with it gives a
+#: gradient coordinate that drifts so slowly that ``square_avg - grad_avg**2``, its
+#: variance estimate, falls below its rounding error and comes out negative.
+CENTERED = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-2, "centered": True}
+
+
+def torch_batches(X, y, batch, epochs, seed=0, dtype=None):
+    """Mini-batches ``[(X_b, y_b), ...]`` as tensors, shuffled afresh every epoch.
+
+    The list is made once, so that every optimizer trained on it sees the same batches in
+    the same order. Integer targets (class labels) stay integer (int64).
+
+    Parameters
+    ----------
+    X, y : ndarray
+        Samples along axis 0.
+    batch : int or None
+        Samples per batch; None: the whole set each step (full batch, ``epochs`` steps).
+    epochs : int
+        Passes over the data.
+    seed : int
+        Seed of the shuffling.
+    dtype : torch.dtype, optional
+        Of the float arrays (default ``torch.float64``).
+    """
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
+
+    def tensor(a):
+        return torch.as_tensor(a, dtype=dtype if a.dtype.kind == "f" else torch.int64)
+
+    if batch is None:
+        full = (tensor(X), tensor(y))
+        return [full] * epochs
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(epochs):
+        order = rng.permutation(len(y))
+        batches += [(tensor(X[idx]), tensor(y[idx]))
+                    for idx in np.array_split(order, -(-len(y) // batch))]
+    return batches
+
+
+def torch_train(model, make_optimizer, batches, loss_fn, stop_at_nan=False, demo=None):
+    """Train a copy of ``model``: one optimizer step per batch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The initial weights; it is not changed (each run trains its own deep copy, so that
+        runs compared side by side start from the same weights).
+    make_optimizer : callable
+        ``make_optimizer(parameters)`` returns the optimizer.
+    batches : list of (inputs, targets)
+        As :func:`torch_batches` makes them.
+    loss_fn : callable
+        ``loss_fn(model(inputs), targets)``, a scalar tensor.
+    stop_at_nan : bool
+        Check the parameters after every step and stop at the first step that leaves one
+        of them NaN or infinite.
+    demo : Demo, optional
+        Its ``compile_s`` gets the time of a first, untimed step on a throwaway copy (Numba
+        compiling rmsopt's kernel, or loading it from the cache).
+
+    Returns
+    -------
+    dict
+        ``loss``: the batch loss before each step (ndarray); ``nan_step``: the first step
+        (from 1) after which a parameter was not finite, or None (always None without
+        ``stop_at_nan``); ``seconds``: time of the loop; ``model``, ``optimizer``: the
+        trained copy and its optimizer.
+    """
+    import copy
+
+    import torch
+
+    t0 = time.perf_counter()
+    warm = copy.deepcopy(model)
+    for p in warm.parameters():
+        p.grad = torch.zeros_like(p)
+    make_optimizer(warm.parameters()).step()
+    if demo is not None:
+        demo.compile_s += time.perf_counter() - t0
+    model = copy.deepcopy(model)
+    opt = make_optimizer(model.parameters())
+    params = list(model.parameters())
+    losses, nan_step = [], None
+    t0 = time.perf_counter()
+    for step, (inputs, targets) in enumerate(batches, 1):
+        opt.zero_grad()
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if stop_at_nan and not all(bool(torch.isfinite(p).all()) for p in params):
+            nan_step = step
+            break
+    return {"loss": np.array(losses), "nan_step": nan_step,
+            "seconds": time.perf_counter() - t0, "model": model, "optimizer": opt}
+
+
+def side_by_side(model, name, kwargs, batches, loss_fn, demo=None, stop_at_nan=False):
+    """:func:`torch_train` with ``rmsopt.torch.<name>`` and ``torch.optim.<name>``, the same
+    arguments, initial weights and batches: ``{"rmsopt.torch": run, "torch.optim": run}``."""
+    import torch
+
+    from . import torch as rmsopt_torch
+
+    return {lib: torch_train(model, lambda ps, cls=getattr(module, name): cls(ps, **kwargs),
+                             batches, loss_fn, stop_at_nan=stop_at_nan, demo=demo)
+            for lib, module in (("rmsopt.torch", rmsopt_torch), ("torch.optim", torch.optim))}
+
+
+def largest_difference(runs):
+    """``(loss, parameters)``: the largest absolute differences between the two runs of
+    :func:`side_by_side`, over the steps both took and over the final parameters."""
+    a, b = runs["rmsopt.torch"], runs["torch.optim"]
+    n = min(len(a["loss"]), len(b["loss"]))
+    loss = float(np.max(np.abs(a["loss"][:n] - b["loss"][:n]))) if n else 0.0
+    params = max(float((p - q).detach().abs().max()) for p, q in
+                 zip(a["model"].parameters(), b["model"].parameters()))
+    return loss, params
+
+
+def nan_cause(run):
+    """Where a run of ``torch.optim.RMSprop(centered=True)`` (or rmsopt.torch's) turned a
+    parameter NaN: ``(parameter name, index, square_avg - grad_avg**2 there)``, the
+    variance estimate computed as torch does (``addcmul``, then ``sqrt``), or None if every
+    parameter is finite."""
+    import torch
+
+    opt = run["optimizer"]
+    for name, p in run["model"].named_parameters():
+        bad = (~torch.isfinite(p)).nonzero()
+        if len(bad):
+            state = opt.state[p]
+            var = torch.addcmul(state["square_avg"], state["grad_avg"], state["grad_avg"],
+                                value=-1)
+            index = tuple(bad[0].tolist())
+            return name, index, float(var[index])
+    return None
+
+
+def centered_constant_gradient(steps, dtype=None, n=64):
+    """Centered RMSprop (torch's defaults otherwise) under a constant gradient: ``n``
+    coordinates with gradients log-spaced over 1e-3 ... 1e3, ``steps`` steps.
+
+    The minimal case of :data:`CENTERED`'s failure: ``square_avg`` and ``grad_avg**2`` both
+    tend to ``g**2``, their difference to 0, and rounding makes it negative for some
+    values of ``g``. Returns ``{"rmsopt.torch": first NaN step or None, "torch.optim":
+    ...}``.
+    """
+    import torch
+
+    from . import torch as rmsopt_torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    grad = torch.logspace(-3, 3, n, dtype=dtype)
+    first = {}
+    for lib, cls in (("rmsopt.torch", rmsopt_torch.RMSprop),
+                     ("torch.optim", torch.optim.RMSprop)):
+        p = torch.nn.Parameter(torch.zeros(n, dtype=dtype))
+        opt = cls([p], centered=True)
+        first[lib] = None
+        for step in range(1, steps + 1):
+            p.grad = grad.clone()
+            opt.step()
+            if not bool(torch.isfinite(p).all()):
+                first[lib] = step
+                break
+    return first
+
+
+class _OneTorchThread:
+    """Run torch on one thread inside the block, then restore its thread count.
+
+    These models are small: torch's per-operation threading costs more than it gains
+    (measured on 2 cores, the digits CNN at full batch: 23 ms a step on one thread, 34 ms on
+    two, and 195-260 ms on two while other processes kept the cores busy: its OpenMP
+    workers spin waiting for work).
+    """
+
+    def __enter__(self):
+        import torch
+
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.before)
+
+
+def _torch_note(demo, number):
+    """True if torch can be imported; otherwise a note that scenario ``number`` is skipped."""
+    if _have("torch"):
+        return True
+    demo.note(f"scenario {number} skipped: PyTorch is not installed (pip install "
+              '"rmsopt[torch]"; the CPU build is enough)')
+    return False
+
+
+def _centered_rows(runs):
+    rows = []
+    for lib, run in runs.items():
+        nan = run["nan_step"]
+        rows.append((f"centered, {lib}", CENTERED["lr"], run["loss"][-1], len(run["loss"]),
+                     run["seconds"], f"NaN at {nan}" if nan else "finite"))
+    return rows
+
+
+def _say_nan(demo, runs, steps):
+    torch_run = runs["torch.optim"]
+    if torch_run["nan_step"] is None:
+        demo.say(f"  torch.optim stayed finite for {steps} steps here (no variance estimate "
+                 "rounded below zero)")
+        return
+    name, index, var = nan_cause(torch_run)
+    demo.say(f"  torch.optim: step {torch_run['nan_step']} made {name}{list(index)} NaN: "
+             f"square_avg - grad_avg**2 = {var:.2g} < 0 there, and torch takes its sqrt "
+             "unclamped; rmsopt.torch clamps it at 0 and "
+             + ("stays finite" if runs["rmsopt.torch"]["nan_step"] is None
+                else f"also failed at step {runs['rmsopt.torch']['nan_step']}")
+             + f" ({len(runs['rmsopt.torch']['loss'])} steps)")
+
+
+def _figure(ncols, size=(5.0, 4.0)):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] * ncols, size[1]), layout="constrained")
+    return fig, list(np.atleast_1d(fig.subplots(1, ncols)))
+
+
+def _pair_curves(ax, series, ylabel, title, logy=True):
+    """Each optimizer's two runs in one colour: torch.optim a thick pale line, rmsopt.torch
+    a thin dark one on top (they coincide where the implementations agree)."""
+    for i, (label, runs) in enumerate(series.items()):
+        color = f"C{i}"
+        for lib, width, alpha in (("torch.optim", 4.0, 0.35), ("rmsopt.torch", 1.2, 1.0)):
+            y = runs[lib]["loss"]
+            ax.plot(np.arange(1, len(y) + 1), y, color=color, linewidth=width, alpha=alpha,
+                    label=f"{label}, {lib}")
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def _difference_panel(ax, series, dtype_name):
+    for i, (label, runs) in enumerate(series.items()):
+        a, b = runs["rmsopt.torch"]["loss"], runs["torch.optim"]["loss"]
+        d = np.abs(a - b)
+        steps = np.arange(1, len(d) + 1)
+        keep = d > 0
+        ax.plot(steps[keep], d[keep], ".", markersize=3, color=f"C{i}", label=label)
+        if not keep.all():
+            ax.plot(steps[~keep], np.full((~keep).sum(), 1e-18), "|", color=f"C{i}")
+    ax.set_yscale("log")
+    ax.set_ylim(5e-19, None)
+    ax.set(xlabel="step", ylabel="|loss(rmsopt.torch) - loss(torch.optim)|",
+           title=f"Difference per step ({dtype_name}; bottom ticks: 0)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def _centered_panel(ax, runs, title):
+    for lib, color, width, alpha in (("torch.optim", "C3", 4.0, 0.45),
+                                     ("rmsopt.torch", "C0", 1.2, 1.0)):
+        y = runs[lib]["loss"]
+        ax.plot(np.arange(1, len(y) + 1), y, color=color, linewidth=width, alpha=alpha,
+                label=lib)
+    nan = runs["torch.optim"]["nan_step"]
+    if nan:
+        ax.axvline(nan, color="C3", linewidth=0.8, linestyle="--")
+        ax.annotate(f"torch.optim: NaN\nafter step {nan}", (nan, 1), xycoords=("data",
+                    "axes fraction"), xytext=(-4, -4), textcoords="offset points", ha="right",
+                    va="top", fontsize="small", color="C3")
+    ax.set(xlabel="step", ylabel="loss (full batch)", title=title)
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="lower left")
+
+
+def _torch_cnn(demo):
+    try:
+        X, y, X_test, y_test = problems.digits()
+    except ImportError as e:
+        demo.note(f"scenario 7 skipped: {e}")
+        return None
+    import torch
+    import torch.nn.functional as F
+
+    epochs = 1 if demo.quick else 10
+    model = problems.digits_cnn(seed=0)
+    batches = torch_batches(X, y, 64, epochs, seed=0)
+    results, rows = {}, []
+    for label, (name, kwargs) in TORCH_OPTIMIZERS.items():
+        runs = side_by_side(model, name, kwargs, batches, F.cross_entropy, demo=demo)
+        results[label] = runs
+        for lib, run in runs.items():
+            with torch.no_grad():
+                scores = run["model"](torch.as_tensor(X_test))
+            run["accuracy"] = float((scores.argmax(1).numpy() == y_test).mean())
+            rows.append((f"{label}, {lib}", kwargs["lr"], run["loss"][-1], len(run["loss"]),
+                         run["seconds"], f"{100 * run['accuracy']:.1f} %"))
+    demo.table(f"7a. PyTorch CNN on the digits ({sum(p.numel() for p in model.parameters()):,} "
+               f"weights), float64, batches of 64, {epochs} epoch{'s' if epochs > 1 else ''}: "
+               "rmsopt.torch next to torch.optim, the same initial weights and batches "
+               "(final loss: the last batch's)", rows, extra="test accuracy")
+    for label, runs in results.items():
+        loss, params = largest_difference(runs)
+        demo.say(f"  {label}: largest difference over {len(batches)} steps: loss {loss:.1e}, "
+                 f"parameters at the end {params:.1e}")
+    centered = None
+    if demo.quick:
+        demo.say("  7b (float32, full batch, centered RMSprop: torch's NaN) runs without --quick")
+    else:
+        steps = 1000
+        model32 = problems.digits_cnn(seed=0, dtype=torch.float32)
+        full = torch_batches(X, y, None, steps, dtype=torch.float32)
+        centered = side_by_side(model32, "RMSprop", CENTERED, full, F.cross_entropy, demo=demo,
+                                stop_at_nan=True)
+        demo.table(f"7b. the same CNN, float32, full batch ({len(y)} images), up to {steps} "
+                   f"steps of centered RMSprop {CENTERED}", _centered_rows(centered),
+                   extra="parameters")
+        _say_nan(demo, centered, steps)
+    if demo.plots:
+        fig, axes = _figure(2 if centered is None else 3)
+        _pair_curves(axes[0], results, "mini-batch loss (cross-entropy)",
+                     "Digits CNN, float64")
+        _difference_panel(axes[1], results, "float64")
+        if centered is not None:
+            _centered_panel(axes[2], centered, "float32, full batch, centered RMSprop")
+        demo.figure("torch_cnn", fig)
+    return {"float64": results, "centered": centered}
+
+
+def _torch_rnn(demo):
+    import torch
+    import torch.nn.functional as F
+
+    length = 10
+    X, y = problems.adding_problem(1024, length, seed=0)
+    model = problems.adding_rnn(hidden=16, seed=0)
+    epochs = 1 if demo.quick else 20
+    batches = torch_batches(X, y, 32, epochs, seed=0)
+    results = {"RMSprop": side_by_side(model, "RMSprop", {"lr": 1e-3}, batches, F.mse_loss,
+                                       demo=demo)}
+    rows = [(f"RMSprop, {lib}", 1e-3, run["loss"][-1], len(run["loss"]), run["seconds"])
+            for lib, run in results["RMSprop"].items()]
+    demo.table(f"8a. PyTorch GRU on the adding problem (sequences of {length}, "
+               f"{sum(p.numel() for p in model.parameters()):,} weights), float64, batches of "
+               f"32, {epochs} epoch{'s' if epochs > 1 else ''} (MSE; predicting the mean: "
+               f"{y.var():.3f})", rows)
+    loss, params = largest_difference(results["RMSprop"])
+    demo.say(f"  RMSprop: largest difference over {len(batches)} steps: loss {loss:.1e}, "
+             f"parameters at the end {params:.1e}")
+    steps = 300 if demo.quick else 1500
+    model32 = problems.adding_rnn(hidden=16, seed=0, dtype=torch.float32)
+    full = torch_batches(X[:64], y[:64], None, steps, dtype=torch.float32)
+    centered = side_by_side(model32, "RMSprop", CENTERED, full, F.mse_loss, demo=demo,
+                            stop_at_nan=True)
+    demo.table(f"8b. the same GRU, float32, full batch (64 sequences), up to {steps} steps of "
+               f"centered RMSprop {CENTERED}", _centered_rows(centered),
+               extra="parameters")
+    _say_nan(demo, centered, steps)
+    constant_steps = 1500 if demo.quick else 10_000
+    t0 = time.perf_counter()
+    constant = centered_constant_gradient(constant_steps)
+    demo.say(f"  the minimal case: a constant gradient (64 values from 1e-3 to 1e3), float32, "
+             f"torch's defaults with centered=True, {constant_steps} steps: torch.optim NaN at "
+             f"step {constant['torch.optim']}, rmsopt.torch "
+             + ("finite" if constant["rmsopt.torch"] is None
+                else f"NaN at step {constant['rmsopt.torch']}")
+             + f" ({time.perf_counter() - t0:.1f} s)")
+    if demo.plots:
+        fig, axes = _figure(3)
+        _pair_curves(axes[0], results, "mini-batch loss (MSE)",
+                     "Adding problem, GRU, float64")
+        axes[0].axhline(y.var(), color="k", linewidth=0.8, linestyle=":")
+        axes[0].annotate("predicting the mean", (0, y.var()), xycoords=("axes fraction", "data"),
+                         xytext=(3, 3), textcoords="offset points", fontsize="small")
+        _difference_panel(axes[1], results, "float64")
+        _centered_panel(axes[2], centered, "float32, full batch, centered RMSprop")
+        demo.figure("torch_rnn", fig)
+    return {"float64": results, "centered": centered, "constant": constant}
+
+
+def torch_cnn(demo):
+    """A small CNN on the digits with ``rmsopt.torch`` next to ``torch.optim``.
+
+    (a) float64 mini-batches, RMSprop, Adam and SGD with momentum, each from the same
+    initial weights and batches in both libraries: the losses agree to rounding. (b),
+    without ``--quick``: full-batch float32 training with :data:`CENTERED`, where torch's
+    centered RMSprop turns NaN and rmsopt's stays finite. Returns ``{"float64": {label:
+    runs}, "centered": runs or None}`` (runs as :func:`side_by_side` returns them), or None
+    when torch or scikit-learn is missing.
+    """
+    if not _torch_note(demo, 7):
+        return None
+    with _OneTorchThread():
+        return _torch_cnn(demo)
+
+
+def torch_rnn(demo):
+    """A GRU on the adding problem with ``rmsopt.torch`` next to ``torch.optim``.
+
+    (a) float64 mini-batches with RMSprop: the losses agree to rounding. (b) float32, full
+    batch, :data:`CENTERED`: torch's centered RMSprop turns NaN, rmsopt's stays finite;
+    and the minimal case behind it, :func:`centered_constant_gradient`. Returns
+    ``{"float64": {"RMSprop": runs}, "centered": runs, "constant": first NaN steps}``, or
+    None without torch.
+    """
+    if not _torch_note(demo, 8):
+        return None
+    with _OneTorchThread():
+        return _torch_rnn(demo)
+
+
 RUNNERS = {"2d": two_d, "highdim": high_dim, "linreg": linear_regression, "digits": digits,
-           "factorisation": factorisation, "sensitivity": sensitivity}
+           "factorisation": factorisation, "sensitivity": sensitivity, "torch-cnn": torch_cnn,
+           "torch-rnn": torch_rnn}
 
 
 def run(out="rmsopt-demo", quick=False, only=None, plots=True, stream=None):
@@ -542,7 +987,7 @@ def run(out="rmsopt-demo", quick=False, only=None, plots=True, stream=None):
     demo = Demo(out, quick=quick, plots=plots, stream=stream)
     t0 = time.perf_counter()
     for name in names:
-        RUNNERS[name](demo)
+        demo.results[name] = RUNNERS[name](demo)
     total = time.perf_counter() - t0
     demo.say(f"\nTotal {total:.1f} s, of which {demo.compile_s:.1f} s compiling kernels "
              "(first use of each method; not in the times above).")

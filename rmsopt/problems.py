@@ -9,6 +9,10 @@ Every objective returns ``(f, gradient)``, for ``rmsopt.minimize(..., jac=True)`
   pass) on scikit-learn's bundled 8x8 digits;
 * :func:`ratings`, :func:`factor_loss`, :func:`factor_grad_rows`: matrix factorisation
   of sparse ratings, with gradients for the rows a mini-batch touches.
+
+For PyTorch training loops (these two import torch when called; their gradients come from
+autograd): :func:`digits_cnn`, a small convolutional network for :func:`digits`, and
+:func:`adding_rnn`, a GRU for :func:`adding_problem`'s sequences.
 """
 
 import numpy as np
@@ -266,3 +270,89 @@ def dense_rows(shape, rows, grad_rows):
     g = np.zeros(shape)
     np.add.at(g, rows, grad_rows)
     return g
+
+
+def adding_problem(n, length=10, seed=0):
+    """The adding problem (Hochreiter and Schmidhuber, 1997): sequences whose target is the
+    sum of two marked values.
+
+    Each of the ``n`` sequences has ``length`` steps of two features: a value uniform on
+    [0, 1) and a marker, 1 at one step of the first half and one step of the second half,
+    0 elsewhere. The target is the sum of the two marked values (mean 1, variance 1/6: the
+    mean squared error of always predicting 1).
+
+    Returns
+    -------
+    X : ndarray, shape (n, length, 2)
+    y : ndarray, shape (n,)
+    """
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, (n, length))
+    marks = np.zeros((n, length))
+    rows = np.arange(n)
+    marks[rows, rng.integers(0, length // 2, n)] = 1.0
+    marks[rows, rng.integers(length // 2, length, n)] = 1.0
+    return np.stack([values, marks], axis=2), (values * marks).sum(axis=1)
+
+
+def _seeded(seed, build):
+    """``build()`` with torch's global generator seeded by ``seed`` and then restored."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def digits_cnn(seed=0, dtype=None):
+    """A small convolutional network for :func:`digits`' flat 64-pixel rows (a
+    ``torch.nn.Sequential``; needs torch).
+
+    ``Unflatten`` to 1x8x8, two 3x3 convolutions of stride 2 (8 then 16 channels, ReLU:
+    8x8 -> 4x4 -> 2x2) and a linear layer to the 10 class scores (logits for
+    ``torch.nn.functional.cross_entropy``); 1,898 parameters.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of torch's default initialisation (the global generator is left as it was).
+    dtype : torch.dtype, optional
+        Default ``torch.float64``.
+    """
+    import torch
+    from torch import nn
+
+    model = _seeded(seed, lambda: nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(64, 10)))
+    return model.to(torch.float64 if dtype is None else dtype)
+
+
+def adding_rnn(hidden=16, seed=0, dtype=None):
+    """A GRU for :func:`adding_problem`: the last hidden state, then a linear read-out
+    (a ``torch.nn.Module`` mapping ``(n, length, 2)`` to ``(n,)``; needs torch).
+
+    Parameters
+    ----------
+    hidden : int
+        Size of the GRU's hidden state (16: 977 parameters).
+    seed : int
+        Seed of torch's default initialisation (the global generator is left as it was).
+    dtype : torch.dtype, optional
+        Default ``torch.float64``.
+    """
+    import torch
+    from torch import nn
+
+    class AddingGRU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(2, hidden, batch_first=True)
+            self.readout = nn.Linear(hidden, 1)
+
+        def forward(self, x):
+            return self.readout(self.gru(x)[0][:, -1]).squeeze(1)
+
+    return _seeded(seed, AddingGRU).to(torch.float64 if dtype is None else dtype)

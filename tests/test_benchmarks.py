@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_minimize, bench_ratios, bench_step  # noqa: E402
+from benchmarks import bench_minimize, bench_ratios, bench_step, bench_torch  # noqa: E402
 
 
 @pytest.mark.skipif(shutil.which("asv") is None and not Path(sys.executable).with_name("asv")
@@ -85,3 +85,56 @@ def test_a_commit_without_a_helper_skips(monkeypatch):
     monkeypatch.delattr(bench_ratios.bench, "floor_step")
     with pytest.raises(NotImplementedError, match="floor_step"):
         bench_ratios.StepOverFloor().setup("plain", "float64", 1)
+
+
+@pytest.fixture
+def small_torch_benchmarks(monkeypatch):
+    """bench_torch at 4000 elements and a few rounds (its sizes are module constants)."""
+    pytest.importorskip("torch")
+    for name, value in (("TOTAL", 4000), ("TENSORS", 4), ("SMALL", 8), ("REPEATS", 3),
+                        ("BUDGET", 0.5)):
+        monkeypatch.setattr(bench_torch, name, value)
+
+
+@pytest.mark.parametrize("contender", bench_torch.CONTENDERS)
+def test_torch_step_benchmark_steps_its_contender(contender, small_torch_benchmarks):
+    bench = bench_torch.TorchStep()
+    bench.setup(contender)
+    before = bench.step.__self__.param_groups[0]["params"][0].detach().clone()
+    bench.time_step(contender)
+    optimizer = bench.step.__self__
+    assert type(optimizer).__module__ == ("rmsopt.torch" if contender == "rmsopt.torch"
+                                          else "torch.optim.rmsprop")
+    if contender != "rmsopt.torch":
+        assert optimizer.defaults["foreach"] is (contender == "torch foreach")
+    params = optimizer.param_groups[0]["params"]
+    assert len(params) == 4 and sum(p.numel() for p in params) == 4000
+    assert (params[0].detach() < before).all()  # the step moved the parameters
+
+
+def test_torch_ratio_tracks_are_positive_ratios(small_torch_benchmarks):
+    bench = bench_torch.TorchRatios()
+    bench.setup()
+    tracks = [name for name in dir(bench) if name.startswith("track_")]
+    assert sorted(tracks) == ["track_rmsopt_torch_over_torch", "track_small_tensors_over_one"]
+    for name in tracks:
+        assert getattr(bench, name).unit == "ratio"
+        value = getattr(bench, name)()
+        assert isinstance(value, float) and 0.01 < value < 100, (name, value)
+    params = bench.spread["small"].__self__.param_groups[0]["params"]
+    assert len(params) == 8 and len(bench.spread["one"].__self__.param_groups[0]["params"]) == 1
+
+
+def test_torch_benchmarks_skip_without_torch_or_the_helper(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    with pytest.raises(NotImplementedError, match="torch is not installed"):
+        bench_torch.TorchStep().setup("rmsopt.torch")
+    monkeypatch.undo()
+    pytest.importorskip("torch")
+    monkeypatch.delattr(bench_torch.bench, "torch_rmsprop_steps")
+    with pytest.raises(NotImplementedError, match="torch_rmsprop_steps"):
+        bench_torch.TorchRatios().setup()
