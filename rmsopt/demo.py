@@ -175,7 +175,7 @@ def two_d(demo):
         if demo.plots:
             from . import plot
 
-            fig, axes = plot._axes(None, ncols=3, size=(5.2, 4.8))
+            fig, axes = plot.figure_axes(None, ncols=3, size=(5.2, 4.8))
             for ax, names, title in ((axes[0], GD_FAMILY, "SGD, AdaGrad, AdaDelta"),
                                      (axes[1], RMS_FAMILY, "RMSprop and Adam")):
                 plot.trajectories(fun, _split(results, names), minimum=minimum, ax=ax,
@@ -189,7 +189,7 @@ def two_d(demo):
     if demo.plots:
         from . import plot
 
-        fig, axes = plot._axes(None, ncols=2, size=(5.2, 4.0))
+        fig, axes = plot.figure_axes(None, ncols=2, size=(5.2, 4.0))
         for ax, name in zip(axes, runs):
             plot.curves({k: (np.arange(len(r.history["fun"])), r.history["fun"])
                          for k, r in runs[name].items()},
@@ -276,14 +276,14 @@ def linear_regression(demo):
     if demo.plots:
         from . import plot
 
-        fig, axes = plot._axes(None, ncols=3, size=(5.0, 4.4))
+        fig, axes = plot.figure_axes(None, ncols=3, size=(5.0, 4.4))
         ax = axes[0]
         ax.plot(X[:, 1], y, ".", color="0.7", markersize=3, label="data")
         grid = np.linspace(0, 2, 2)
         ax.plot(grid, w_star[0] + w_star[1] * grid, "k-", linewidth=3, label="closed form")
         for i, (label, res) in enumerate(results.items()):
             ax.plot(grid, res.x[0] + res.x[1] * grid, linewidth=1.5, label=label,
-                    **plot._style(i))
+                    **plot.curve_style(i))
         ax.set(xlabel="x", ylabel="y", title="Fitted lines")
         ax.legend(fontsize="small")
         A = X.T @ X / y.size
@@ -327,7 +327,7 @@ def digits(demo):
         from . import plot
 
         per_epoch = -(-len(y) // batch)
-        fig, axes = plot._axes(None, ncols=2, size=(5.4, 4.2))
+        fig, axes = plot.figure_axes(None, ncols=2, size=(5.4, 4.2))
         series = {}
         for label, res in results.items():
             f = res.history["fun"][1:]
@@ -339,7 +339,7 @@ def digits(demo):
         ax = axes[1]  # a dot plot: no bars, so the axis need not start at zero
         names = list(accuracy)
         for i, k in enumerate(names):
-            ax.plot(100 * accuracy[k], i, "o", markersize=9, **plot._style(i))
+            ax.plot(100 * accuracy[k], i, "o", markersize=9, **plot.curve_style(i))
             ax.annotate(f"{100 * accuracy[k]:.1f} %", (100 * accuracy[k], i), xytext=(9, 0),
                         textcoords="offset points", va="center", fontsize="small")
         low = min(100 * min(accuracy.values()), 90.0)
@@ -389,7 +389,7 @@ def factorisation(demo):
     if demo.plots:
         from . import plot
 
-        fig, axes = plot._axes(None, ncols=2, size=(5.2, 4.0))
+        fig, axes = plot.figure_axes(None, ncols=2, size=(5.2, 4.0))
         plot.curves({k: (h["epoch"], h["rmse"]) for k, h in curves.items()}, xlabel="epoch",
                     ylabel="test RMSE", ax=axes[0], logy=False, title="Held-out ratings")
         plot.curves({k: (h["time"], h["rmse"]) for k, h in curves.items()},
@@ -528,7 +528,7 @@ def sensitivity(demo):
     if demo.plots:
         from . import plot
 
-        fig, axes = plot._axes(None, ncols=len(grids), size=(5.6, 4.4))
+        fig, axes = plot.figure_axes(None, ncols=len(grids), size=(5.6, 4.4))
         for ax, (values, title) in zip(axes, grids.values()):
             plot.heatmap(values, lrs, rhos, xlabel="learning rate lr", ylabel="rho (decay)",
                          title=title, ax=ax)

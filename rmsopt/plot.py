@@ -32,8 +32,9 @@ def _matplotlib():
     return matplotlib, Figure
 
 
-def _axes(ax, ncols=1, size=(6.4, 4.2)):
-    """``(fig, [axes])``: new ones, or the figure of the given axes."""
+def figure_axes(ax, ncols=1, size=(6.4, 4.2)):
+    """``(fig, [axes])``: the figure of the axes ``ax`` given, or a new figure of ``ncols``
+    axes, each ``size`` inches (matplotlib's object API, no pyplot state)."""
     if ax is not None:
         axes = list(np.atleast_1d(ax))
         return axes[0].figure, axes
@@ -42,7 +43,8 @@ def _axes(ax, ncols=1, size=(6.4, 4.2)):
     return fig, list(np.atleast_1d(fig.subplots(1, ncols)))
 
 
-def _style(i):
+def curve_style(i):
+    """Line style of the ``i``-th curve: matplotlib's colour cycle, then dashes."""
     import matplotlib
 
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -62,11 +64,11 @@ def curves(series, *, xlabel, ylabel, logx=False, logy=True, ax=None, title=None
 
     Non-positive values are dropped from log axes rather than bent to a floor.
     """
-    fig, (ax,) = _axes(ax)
+    fig, (ax,) = figure_axes(ax)
     for i, (label, (x, y)) in enumerate(series.items()):
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         keep = np.isfinite(y) & ((y > 0) if logy else True)
-        ax.plot(x[keep], y[keep], label=label, linewidth=1.6, **_style(i))
+        ax.plot(x[keep], y[keep], label=label, linewidth=1.6, **curve_style(i))
     ax.set(xlabel=xlabel, ylabel=ylabel)
     if logy:
         ax.set_yscale("log")
@@ -97,7 +99,7 @@ def convergence(results, *, against="iteration", fun_min=None, ax=None, title=No
     """
     if against not in ("iteration", "time"):
         raise ValueError(f"against must be 'iteration' or 'time', got {against!r}")
-    fig, axes = _axes(ax, ncols=2, size=(5.2, 4.0))
+    fig, axes = figure_axes(ax, ncols=2, size=(5.2, 4.0))
     fs, gs = {}, {}
     for label, res in results.items():
         h = _history(label, res)
@@ -132,7 +134,7 @@ def trajectories(fun, results, *, xlim, ylim, minimum=None, levels=18, mark_ever
     mark_every : int, optional
         Put a dot on each path every this many iterations, to show its speed.
     """
-    fig, (ax,) = _axes(ax, size=(6.4, 5.0))
+    fig, (ax,) = figure_axes(ax, size=(6.4, 5.0))
     xs, ys = np.linspace(*xlim, 300), np.linspace(*ylim, 300)
     X, Y = np.meshgrid(xs, ys)
     Z = _grid_values(fun, X, Y)
@@ -143,7 +145,7 @@ def trajectories(fun, results, *, xlim, ylim, minimum=None, levels=18, mark_ever
     n = len(results)
     for i, (label, res) in enumerate(results.items()):
         path = np.asarray(_allvecs(label, res))
-        style = _style(i)
+        style = curve_style(i)
         # earlier paths drawn wider, so that paths lying on top of each other stay visible
         ax.plot(path[:, 0], path[:, 1], label=label, linewidth=1.2 + 2.4 * (n - 1 - i) / max(n, 2),
                 alpha=0.9, **style)
@@ -194,7 +196,7 @@ def distances(results, minimum, *, mark_every=None, ax=None, title=None):
         ax = fig.axes[0] if ax is None else np.atleast_1d(ax)[0]
         for i, (k, d) in enumerate(series.values()):
             keep = slice(mark_every, None, mark_every)
-            ax.plot(k[keep], d[keep], "o", color=_style(i)["color"], markersize=3.5,
+            ax.plot(k[keep], d[keep], "o", color=curve_style(i)["color"], markersize=3.5,
                     markeredgecolor="white", markeredgewidth=0.5)
     return fig
 
@@ -233,7 +235,7 @@ def heatmap(values, xs, ys, *, xlabel, ylabel, title=None, ax=None, log=True, fm
     Non-finite cells (diverged runs) are drawn grey and labelled "diverged".
     """
     matplotlib, _ = _matplotlib()
-    fig, (ax,) = _axes(ax, size=(6.4, 4.6))
+    fig, (ax,) = figure_axes(ax, size=(6.4, 4.6))
     v = np.asarray(values, dtype=float)
     finite = np.isfinite(v)
     norm = None
