@@ -121,6 +121,11 @@ def _may_share_any(a, arrays):
 #: optimizers and :func:`precompile`'s defaults all come from here.
 OPTIMIZERS = {}
 
+#: The class that takes param groups (a list of dicts, as torch's), registered by
+#: ``class Grouped(Optimizer, groups=True)`` in :mod:`rmsopt.groups` (imported with rmsopt):
+#: ``RMSprop([{"params": ...}, ...])`` is an RMSprop with that class's bookkeeping.
+GROUPS = []
+
 
 class Optimizer:
     """Base class: bookkeeping only; the math is in :mod:`rmsopt.rules`.
@@ -158,10 +163,17 @@ class Optimizer:
     _build = staticmethod(hyper.rmsprop)
     precompiled = ({},)
 
-    def __init_subclass__(cls, method=None, **kwargs):
+    def __init_subclass__(cls, method=None, groups=False, **kwargs):
         super().__init_subclass__(**kwargs)
         if method is not None:
             OPTIMIZERS[method] = cls
+        if groups:
+            GROUPS.append(cls)
+
+    def __new__(cls, params=None, *args, **kwargs):
+        if GROUPS and not issubclass(cls, GROUPS[0]) and GROUPS[0].takes(params):
+            return super().__new__(GROUPS[0].over(cls))  # param groups: see rmsopt.groups
+        return super().__new__(cls)
 
     def __init__(self, params, options, backend="auto"):
         self._backend = _backend.resolve(backend, params)
@@ -406,11 +418,28 @@ class Optimizer:
             Learning rate for this step only (a schedule), instead of ``hyper["lr"]``.
         """
         with self._lock:
-            grads = self._grad_arrays(grad)
-            lr = self.rate(lr)
-            self._check_writeable()
+            grads, lr = self.check_step(grad, lr)
             if not self._refuse_nonfinite(grads):
                 self.apply(grads, lr)
+
+    def check_step(self, grad, lr=None):
+        """What :meth:`step` checks before it changes anything, without stepping.
+
+        Returns
+        -------
+        grads : list
+            The gradients as :meth:`apply` takes them (1-D arrays of the dtype; device
+            records on CUDA).
+        lr : float
+            The rate of the step (:meth:`rate`).
+
+        Raises the ValueError or TypeError that :meth:`step` would. For callers that
+        step several optimizers as one (:mod:`rmsopt.groups`): all are checked first.
+        """
+        grads = self._grad_arrays(grad)
+        lr = self.rate(lr)
+        self._check_writeable()
+        return grads, lr
 
     @property
     def schedule(self):
@@ -434,19 +463,22 @@ class Optimizer:
         hyper.representable("lr", lr, self._dtype, tiny_ok=True)
         return lr
 
-    def apply(self, grads, lr, src=None, dst=None):
+    def apply(self, grads, lr, src=None, dst=None, gscale=None):
         """:meth:`step` after validation, for engines that check once per run: ``grads`` are
         1-D arrays of the dtype that the step does not write, ``lr`` a checked rate.
 
         ``src``, ``dst``: :class:`rmsopt.backend.Buffers` to read the parameters from and
         write them to (an out-of-place step, host backends), each instead of the
-        parameters when None.
+        parameters when None. ``gscale``: the clip scale of ``clip_norm``, computed by
+        the caller (from the norm of more gradients than these: :mod:`rmsopt.groups`) on
+        the host backends; None computes it from ``grads``.
         """
         t = self._count.item() + 1
-        gscale = 1.0
-        if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
-            norm = self._device.global_norm(self._layout, grads)
-            gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+        if gscale is None:
+            gscale = 1.0
+            if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
+                norm = self._device.global_norm(self._layout, grads)
+                gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         c, h = self.host_scalars(t, lr, gscale)
         args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
         if self._device.counts_steps:
