@@ -9,7 +9,8 @@ those arrays in place::
 
 ``params`` is one writable, C-contiguous float32/float64 array of any shape,
 or a list of them (all of one dtype). A step updates every array with a single
-kernel call. The state is kept in flat buffers, one per slot (``opt.state``).
+kernel call. ``params`` may also be torch's param groups, a list of dicts with
+per-group hyperparameters: :mod:`rmsopt.groups`. The state is kept in flat buffers, one per slot (``opt.state``).
 With ``backend="cuda"`` (or ``"auto"`` given device arrays) the parameters,
 gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 """
@@ -668,8 +669,10 @@ class RMSprop(Optimizer, method="rmsprop"):
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        Writable, C-contiguous float32/float64 arrays, updated in place.
+    params : ndarray or list of ndarray, or list of dict
+        Writable, C-contiguous float32/float64 arrays, updated in place; or param groups,
+        ``[{"params": [...], "lr": ...}, ...]``, each overriding any of the keywords below
+        (:mod:`rmsopt.groups`).
     lr : float or callable, default 1e-3 (or the convention's)
         Learning rate :math:`\eta` (0 is a valid step), or a schedule ``lr(t)`` of the
         steps taken so far (:mod:`rmsopt.schedules`; saved in checkpoints).
