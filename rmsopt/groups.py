@@ -85,6 +85,7 @@ optimizer, and on a grouped one is an AttributeError that says so. On CUDA a gra
 checked against its own parameter array only (as without groups).
 """
 
+import contextlib
 import math
 import numbers
 import re
@@ -363,8 +364,11 @@ class Grouped(Optimizer, groups=True):
         return spans, [s[0] for s in spans]
 
     def _commit(self, plan):
-        """Make ``plan``'s optimizers and checked values the current ones."""
+        """Make ``plan``'s optimizers, checked values and rates the current ones."""
         self._inners, self._applied = plan.inners, plan.applied
+        self._rates = plan.rates or [
+            None if callable(group["lr"]) else self._checked_lr(g, inner, group["lr"])
+            for g, (group, inner) in enumerate(zip(plan.applied, plan.inners))]
         if plan.rebuilt and self._device.host and len(self._inners) > 1:
             self._spans, self._span_starts = self._spans_of(self._inners)
 
@@ -381,6 +385,17 @@ class Grouped(Optimizer, groups=True):
         t = self.t
         for g, (group, before, inner) in enumerate(zip(self.param_groups, self._applied,
                                                        self._inners)):
+            if (type(group) is dict and len(group) == len(before)
+                    and all(group.get(k, group) is v for k, v in before.items())
+                    and tuple(map(id, _arrays_of(group["params"]))) == self._members[g]):
+                # unchanged since the last step (the usual case): its rate is checked already,
+                # unless a schedule gives it
+                lr = group["lr"]
+                inners.append(inner)
+                rates.append(self._checked_lr(g, inner, lr(t)) if callable(lr)
+                             else self._rates[g])
+                applied.append(before)
+                continue
             where = f"param_groups[{g}]"
             if not isinstance(group, dict):
                 raise TypeError(f"{where} must be a dict, got {type(group).__name__}")
@@ -407,14 +422,17 @@ class Grouped(Optimizer, groups=True):
                     inner = self._carried(where, inner, new)
                     rebuilt = True
             lr = group["lr"]
-            try:
-                rate = inner.check_lr(lr(t) if callable(lr) else lr)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"{where}: {e}") from None
             inners.append(inner)
-            rates.append(rate)
+            rates.append(self._checked_lr(g, inner, lr(t) if callable(lr) else lr))
             applied.append(dict(group) if changed or not _same(lr, before["lr"]) else before)
         return _Plan(inners, rates, applied, rebuilt)
+
+    @staticmethod
+    def _checked_lr(g, inner, lr):
+        try:
+            return inner.check_lr(lr)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"param_groups[{g}]: {e}") from None
 
     @staticmethod
     def _carried(where, old, new):
@@ -463,7 +481,8 @@ class Grouped(Optimizer, groups=True):
                 scale = hyper.clip_scale(norm, clip_norm)
                 for g in members:
                     scales[g] = scale
-            with interrupts_deferred():  # every group's step, or none
+            # every group's step or none (one group's apply is whole by itself)
+            with interrupts_deferred() if len(grads) > 1 else contextlib.nullcontext():
                 for inner, part, rate, scale in zip(plan.inners, grads, plan.rates, scales):
                     inner.apply(part, rate, gscale=scale)
 
@@ -490,7 +509,8 @@ class Grouped(Optimizer, groups=True):
             part = list(grad[offset:offset + size])
             single = not isinstance(inner.params, (list, tuple))
             try:
-                checked, _ = inner.check_step(part[0] if single else part, plan.rates[g])
+                # (the rate is the group's, checked by _plan)
+                checked, _ = inner.check_step(part[0] if single else part)
             except (ValueError, TypeError) as e:
                 raise type(e)(self._renamed(str(e), g, offset, single)) from None
             out.append(checked)
@@ -652,7 +672,10 @@ class Grouped(Optimizer, groups=True):
                 lr = group["lr"]
                 d["hyper"] = dict(d["hyper"], lr=hyper.learning_rate(lr(0) if callable(lr)
                                                                      else lr))
-                d["schedule"] = schedules.to_spec(lr) if callable(lr) else None
+                try:
+                    d["schedule"] = schedules.to_spec(lr) if callable(lr) else None
+                except TypeError as e:
+                    raise TypeError(f"param_groups[{len(parts)}]: {e}") from None
                 parts.append(d)
             return checkpoint.make_groups(optimizer=self._base.__name__, t=self.t,
                                           groups=parts)
