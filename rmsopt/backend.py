@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from . import _config
-from ._kernels import cpu, reference
+from ._kernels import cpu, layout, reference
 from ._kernels.devices import is_device_array
 
 BACKENDS = ("auto", "numpy", "cpu", "cuda")
@@ -109,28 +109,21 @@ def host_param_arrays(params):
     return arrays, single
 
 
-class Layout:
-    """Where each parameter array lives in the flat state buffers.
+class Layout(layout.Layout):
+    """Where each host parameter array lives in the flat state buffers, and its address.
 
     Attributes
     ----------
-    size, offset : int64 arrays
-        Element count of each array and its start in the flat state.
-    tasks : (T, 3) int64 array
-        The kernels' work table, see :func:`rmsopt._kernels.cpu.task_table`.
+    size, offset, tasks, n
+        As :class:`rmsopt._kernels.layout.Layout`.
     paddr : int64 array
         Addresses of the parameter arrays (the optimizer keeps them alive).
-    n : int
-        Total number of elements.
     parallel : bool
         Whether the CPU backend uses its threaded kernels.
     """
 
     def __init__(self, flat_params):
-        self.size = np.array([a.size for a in flat_params], dtype=np.int64)
-        self.offset = np.concatenate(([0], np.cumsum(self.size)[:-1])).astype(np.int64)
-        self.n = int(self.size.sum())
-        self.tasks = cpu.task_table(self.size.tolist(), _config.TASK_SIZE)
+        super().__init__(flat_params)
         self.paddr = np.array([address(a) for a in flat_params], dtype=np.int64)
         self.parallel = self.n >= _config.PARALLEL_THRESHOLD
 
@@ -184,19 +177,28 @@ class Variant(NamedTuple):
         The rule's flags (``rule.Flags``).
     common : rmsopt.rules.Common
         The flags every rule shares (weight decay, clipping, maximize).
-    slots : tuple of 3 bool
+    active : tuple of 3 bool
         Which of the rule's state slots are in use.
     """
 
     rule: object
     flags: tuple
     common: tuple
-    slots: tuple
+    active: tuple
 
 
 # ----------------------------------------------------------------- the backends
 
-class HostBackend:
+class Backend:
+    """The interface of a backend object; see :class:`HostBackend`."""
+
+    name = None
+
+    def __repr__(self):
+        return f"<rmsopt backend {self.name!r}>"
+
+
+class HostBackend(Backend):
     """What the host backends share: parameters are C-contiguous NumPy arrays, updated in
     place, with flat state buffers in host memory.
 
@@ -210,11 +212,7 @@ class HostBackend:
     step) and ``clips_on_device`` (the step computes the clip scale itself).
     """
 
-    name = None
     host, rows, counts_steps, clips_on_device = True, True, False, False
-
-    def __repr__(self):
-        return f"<rmsopt backend {self.name!r}>"
 
     param_arrays = staticmethod(host_param_arrays)
 
@@ -271,11 +269,11 @@ class NumpyBackend(HostBackend):
     def apply_step(variant, layout, params, grads, state, c, h, out=None):
         """One update of every parameter array: in place, or from ``params`` into ``out``
         (``params`` then only read); lists of 1-D views, ``state`` three flat buffers."""
-        rule, flags, common, slots = variant
+        rule, flags, common, active = variant
         out = params if out is None else out
         fn = reference.STEPS[rule.name]
         for p, q, g, off in zip(params, out, grads, layout.offset.tolist()):
-            views = [s[off:off + p.size] if used else None for s, used in zip(state, slots)]
+            views = [s[off:off + p.size] if used else None for s, used in zip(state, active)]
             p_old, g = reference.prepare_gradient(p, g, c, common)
             new = fn(p_old, g, *views, h, flags)
             q[...] = new[0]
@@ -293,16 +291,16 @@ class NumpyBackend(HostBackend):
     @staticmethod
     def apply_rows(variant, layout, j, param, rows, grad, state, c, h, count=None):
         """See :meth:`CpuBackend.apply_rows` (no counting: the caller counts)."""
-        rule, flags, common, slots = variant
+        rule, flags, common, active = variant
         width = param.shape[1]
         base = int(layout.offset[j])
         idx = (base + rows[:, None] * width + np.arange(width)).reshape(-1)
-        views = [s[idx] if used else None for s, used in zip(state, slots)]
+        views = [s[idx] if used else None for s, used in zip(state, active)]
         p_old, g = reference.prepare_gradient(param[rows].reshape(-1), grad.reshape(-1), c,
                                               common)
         new = reference.STEPS[rule.name](p_old, g, *views, h, flags)
         param[rows] = new[0].reshape(-1, width)
-        for s, used, value in zip(state, slots, new[1:]):
+        for s, used, value in zip(state, active, new[1:]):
             if used:
                 s[idx] = value
 
@@ -387,7 +385,7 @@ class CpuBackend(HostBackend):
         _launch(kernel, (*table, *state, c, h, caddr), parallel)
 
 
-class CudaBackend:
+class CudaBackend(Backend):
     """The kernels of :mod:`rmsopt._kernels.cuda` on device arrays (numba-cuda's, CuPy's,
     PyTorch's: anything with ``__cuda_array_interface__``), in place; that module is
     imported when this backend is first asked for. The clip scale is computed on the
@@ -399,9 +397,6 @@ class CudaBackend:
     def __init__(self):
         self.kernels = cuda_kernels()
 
-    def __repr__(self):
-        return f"<rmsopt backend {self.name!r}>"
-
     def param_arrays(self, params):
         return self.kernels.param_arrays(params)
 
@@ -410,7 +405,7 @@ class CudaBackend:
         return list(arrays)
 
     def layout(self, flat_params):
-        return self.kernels.Layout(flat_params)
+        return self.kernels.DeviceLayout(flat_params)
 
     def full(self, n, value, dtype):
         return self.kernels.full(n, value, dtype)
@@ -453,18 +448,18 @@ def get(name):
     return _HOST_BACKENDS[name]
 
 
-def block_step(rule, flags, common, slots, p, g, state, c, h):
+def block_step(rule, flags, common, active, p, g, state, c, h):
     """One update of a single block, out of place: the building block of engines whose
     arrays are immutable (Dask), with the CPU kernel of :meth:`CpuBackend.apply_step`.
 
     Parameters
     ----------
-    rule, flags, common, slots, c, h
+    rule, flags, common, active, c, h
         As for :meth:`CpuBackend.apply_step` (``variant`` unpacked).
     p, g : ndarray
         The block's parameters and gradient (same shape; ``g`` is cast to ``p``'s dtype).
     state : sequence of 3
-        The block of each slot, None where ``slots`` says unused.
+        The block of each slot, None where ``active`` says unused.
 
     Returns
     -------
@@ -476,9 +471,9 @@ def block_step(rule, flags, common, slots, p, g, state, c, h):
     p = np.array(p, order="C").reshape(-1)  # a copy, updated in place by the kernel
     g = np.ascontiguousarray(g, dtype=p.dtype).reshape(-1)
     state = [np.array(s, dtype=p.dtype, order="C").reshape(-1) if used
-             else np.empty(0, p.dtype) for s, used in zip(state, slots)]
+             else np.empty(0, p.dtype) for s, used in zip(state, active)]
     layout = Layout([p])
     layout.parallel = False
-    CpuBackend.apply_step(Variant(rule, flags, common, slots), layout, [p], [g], state, c, h)
+    CpuBackend.apply_step(Variant(rule, flags, common, active), layout, [p], [g], state, c, h)
     return p.reshape(shape), [s.reshape(shape) if used else None
-                              for s, used in zip(state, slots)]
+                              for s, used in zip(state, active)]

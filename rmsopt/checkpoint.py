@@ -4,7 +4,9 @@ Members: ``header`` (a 0-d unicode array holding JSON), ``param_<i>`` for each
 parameter array and ``state_<slot>`` for each active state buffer. The header
 carries the format version, optimizer and rule names, hyperparameters, the
 learning-rate schedule (``rmsopt.schedules`` by name and parameters, or null;
-optional, absent in older files), step count, dtype, shapes and a SHA-256 of
+optional, absent in older files), step count, the rule's carried host value
+(``carry``: ``{name: float}``, only for a rule that carries one, such as LaProp's
+average learning rate), dtype, shapes and a SHA-256 of
 every array, so a truncated or altered
 file is detected on load. Files are read with ``allow_pickle=False`` and
 written atomically (a temporary file in the same folder, then ``os.replace``;
@@ -69,7 +71,7 @@ def _shapes(value):
     return [[int(n) for n in s] for s in value]
 
 
-def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=()):
+def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=(), carried=""):
     """Check a state dict against the live optimizer; return it or raise ValueError.
 
     As strict as the constructor: ``hyper_keys`` are the hyperparameter names the
@@ -77,7 +79,10 @@ def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=()):
     name is a typo or another version, a missing one would silently become a
     default). Parameters must be finite (the constructor refuses NaN and inf),
     the state free of NaN and the ``nonnegative`` slots (sums of squares) >= 0.
-    The step count is an integer in ``[0, MAX_T]``; a NumPy integer is taken.
+    The step count is an integer in ``[0, MAX_T]``; a NumPy integer is taken. A rule
+    that carries a host value (``carried``, its name) needs ``carry`` as ``{carried:
+    finite float}``; for any other rule ``carry`` is absent (or empty). The returned dict
+    holds the value as ``carry`` (a float, 0.0 for a rule without one).
     """
     if not isinstance(d, dict):
         raise TypeError(f"state dict must be a dict, got {type(d).__name__}")
@@ -131,7 +136,24 @@ def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=()):
         if name in nonnegative and (s < 0).any():
             raise ValueError(f"checkpoint state {name!r} has negative values; it holds "
                              "sums of squares")
-    return dict(d, t=int(t))
+    return dict(d, t=int(t), carry=_carry(d.get("carry"), carried))
+
+
+def _carry(value, carried):
+    """The carried value of a state dict's ``carry`` field for a rule carrying ``carried``."""
+    expected = [carried] if carried else []
+    if value is None and not carried:
+        return 0.0
+    if not isinstance(value, dict) or sorted(map(str, value)) != expected:
+        raise ValueError(f"checkpoint carry must be {{{carried!r}: float}}" if carried else
+                         "checkpoint carry must be absent for this rule")
+    if not carried:
+        return 0.0
+    v = value[carried]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating)) \
+            or not math.isfinite(v):
+        raise ValueError(f"checkpoint carry {carried!r} must be a finite float, got {v!r}")
+    return float(v)
 
 
 def validate_groups(d, *, optimizer, groups):

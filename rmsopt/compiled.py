@@ -31,7 +31,7 @@ BAD_JAC = -2  # the chunk's own status: jac returned a gradient of another size
 _stop_test = njit(inline="always")(stop_test)  # the Python loop's stop test, compiled
 
 # Slots of the chunk's float64 and int64 state arrays.
-F, F_PREV, GNORM, BEST_F, F_MEMO = range(5)
+F, F_PREV, GNORM, BEST_F, F_MEMO, CARRY = range(6)
 NIT, NFEV, NJEV, T, HAS_PREV, NREC, JAC_SIZE = range(7)
 
 CHUNK_SECONDS = 0.1
@@ -133,13 +133,13 @@ _make_common = _scalars_maker(rules.CommonScalars)
 _chunks = {}
 
 
-def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, record_x):
+def _chunk_function(rule, flags, common, active, parallel, jac_true, bounded, record_x):
     """The chunk's Python source for one variant; compiled per argument types by the caller."""
-    step = cpu.step_kernel(rule.kernel, flags, common, slots, parallel)
-    update = cpu.update_loop(rule.kernel, flags, common, slots)  # inlined: small problems
+    step = cpu.step_kernel(rule.kernel, flags, common, active, parallel)
+    update = cpu.update_loop(rule.kernel, flags, common, active)  # inlined: small problems
     global_norm = cpu.global_norm_kernel[parallel]
     lanes = _config.REDUCE_LANES
-    values, common_values = rule.values, rules.common_values
+    values, advance, common_values = rule.values, rule.advance, rules.common_values
     make_h = _scalars_maker(rule.Scalars)
     make_c = _make_common
     clip_norm = common.clip_norm
@@ -195,18 +195,19 @@ def _chunk_function(rule, flags, common, slots, parallel, jac_true, bounded, rec
             copy_into(g_prev, g)
             fl[F_PREV], it[HAS_PREV] = f, 1
             lr, t = lrs[i], it[T] + 1
-            gscale = 1.0
+            clip_scale = 1.0
             if clip_norm:
-                gscale = rules.clip_factor(global_norm(gaddr, size, tasks, g, lanes), max_norm,
+                clip_scale = rules.clip_scale(global_norm(gaddr, size, tasks, g, lanes), max_norm,
                                            1.0)
-            h = make_h(values(hk, t, lr), hrow)
-            c = make_c(common_values(ck, lr, gscale), crow)
+            carry = advance(hk, lr, fl[CARRY])
+            h = make_h(values(hk, t, lr, carry), hrow)
+            c = make_c(common_values(ck, lr, clip_scale), crow)
             if parallel:
                 step(paddr, paddr, gaddr, size, offset, tasks, s0, s1, s2, c, h,
                      it.ctypes.data + T * 8)  # the kernel counts into it[T]
             else:  # x is the optimizer's only array: the same element loop, without a call
                 update(x, x, g, s0, s1, s2, c, h)
-            it[T] = t
+            it[T], fl[CARRY] = t, carry
             if bounded:
                 for k in range(x.size):
                     if x[k] > ub[k]:
@@ -294,7 +295,7 @@ class Loop:
         self.g[:] = g
         self.x_prev, self.x_best, self.x_memo = x.copy(), x.copy(), x.copy()
         self.g_prev = self.g.copy()
-        fl = np.array([f, np.nan, gnorm, f, f], dtype=np.float64)
+        fl = np.array([f, np.nan, gnorm, f, f, opt.carry], dtype=np.float64)
         it = np.array([0, objective.nfev, objective.njev, opt.t, 0, 0, 0], dtype=np.int64)
         limits = (np.int64(maxiter), float(gtol), float(ftol),
                   float(opt.hyper["clip_norm"] or 0.0))
@@ -343,7 +344,7 @@ class Loop:
             fl[F] = fl[BEST_F]
         finally:
             objective.nfev, objective.njev = int(it[NFEV]), int(it[NJEV])
-            opt.t = int(it[T])
+            opt.t, opt.carry = int(it[T]), fl[CARRY]
         return status, float(fl[F]), self.g.copy(), int(it[NIT])
 
 

@@ -69,11 +69,11 @@ __all__ = ["Optimizer", "minimize_dask",
 
 # ------------------------------------------------------------ work done on the workers
 
-def _update_block(p, g, *blocks, rule, flags, common, slots, c, h, bounds):
+def _update_block(p, g, *blocks, rule, flags, common, active, c, h, bounds):
     """One step of one chunk: ``(p, *active state)`` from ``p, g, *active state[, lb, ub]``."""
     rest = list(blocks)
-    state = [rest.pop(0) if used else None for used in slots]
-    p, state = _backend.block_step(rules.RULES[rule], flags, common, slots, p, g, state, c, h)
+    state = [rest.pop(0) if used else None for used in active]
+    p, state = _backend.block_step(rules.RULES[rule], flags, common, active, p, g, state, c, h)
     if bounds is not None:
         lb, ub = rest if bounds == "blocks" else bounds
         np.clip(p, lb, ub, out=p)
@@ -209,7 +209,7 @@ class Optimizer:
         initial = self._probe.rule.initial(self._probe.hyper)
         self._state = [da.full(params.shape, params.dtype.type(value), dtype=params.dtype,
                                chunks=params.chunks) if used else None
-                       for used, value in zip(self._probe.variant.slots, initial)]
+                       for used, value in zip(self._probe.variant.active, initial)]
 
     @property
     def hyper(self):
@@ -275,8 +275,9 @@ class Optimizer:
         applied to the new parameters."""
         probe, t = self._probe, self.t + 1
         clip = probe.hyper["clip_norm"]
-        gscale = 1.0 if clip is None else hyper.clip_scale(norm, clip)
-        c, h = probe.host_scalars(t, lr, gscale)
+        clip_scale = 1.0 if clip is None else hyper.clip_scale(norm, clip)
+        carry = probe.advance_carry(lr)  # the rule's carried value (LaProp's), on the probe
+        c, h = probe.host_scalars(t, lr, clip_scale, carry)
         variant = probe.variant
         index = "abcdefghijklmnopqrstuvwxyz"[:self.params.ndim]
         arrays = [self.params, g, *(s for s in self._state if s is not None)]
@@ -287,14 +288,14 @@ class Optimizer:
         meta = _meta(self.params)
         steps = da.blockwise(_update_block, index, *(x for a in arrays for x in (a, index)),
                              meta=meta, rule=variant.rule.name, flags=variant.flags,
-                             common=variant.common, slots=variant.slots, c=c, h=h,
+                             common=variant.common, active=variant.active, c=c, h=h,
                              bounds=bounds)
         out = dask.persist(*(steps.map_blocks(operator.getitem, k, meta=meta)
                              for k in range(n_out)))
         rest = iter(out[1:])
         state = [None if s is None else next(rest) for s in self._state]
         with _optimizer.interrupts_deferred():  # parameters, state and t: all or none
-            self.params, self._state, self.t = out[0], state, t
+            self.params, self._state, self.t, probe.carry = out[0], state, t, carry
         return self.params
 
 

@@ -80,8 +80,9 @@ Checkpoints
 Not supported: ``rmsopt.minimize`` (one array ``x0``) and the Dask optimizers
 (:mod:`rmsopt.dask`) take no groups; the engine interface of
 :class:`rmsopt.Optimizer` (``apply``, ``layout``, ``variant``, ``buffers``,
-``host_scalars``, ``check_step``, ``rate``, ``schedule``, ``hyper``) belongs to one group's
-optimizer, and on a grouped one is an AttributeError that says so. On CUDA a gradient is
+``host_scalars``, ``carry``, ``check_step``, ``rate``, ``schedule``, ``hyper``) belongs
+to one group's optimizer, and on a grouped one is an AttributeError that says so. A rule's
+carried value (LaProp's) is each group's own, advanced with that group's rate. On CUDA a gradient is
 checked against its own parameter array only (as without groups).
 """
 
@@ -439,10 +440,12 @@ class Grouped(Optimizer, groups=True):
         """``new`` with ``old``'s state (the slots both have) and step count, exactly."""
         fresh = new.state_dict()
         saved = old.state_dict()
-        fresh["state"].update({k: v for k, v in saved["state"].items() if k in fresh["state"]})
-        fresh["t"] = saved["t"]
+        # the old one's t, carried value and parameters; the new hyperparameters, and the
+        # slots they use: the old values where the old configuration had them
+        carried = dict(saved, hyper=fresh["hyper"], schedule=fresh["schedule"],
+                       state={k: saved["state"].get(k, v) for k, v in fresh["state"].items()})
         try:
-            new.load_state_dict(fresh)
+            new.load_state_dict(carried)
         except (ValueError, TypeError) as e:
             raise type(e)(f"{where}: the state cannot be carried over to the new "
                           f"hyperparameters: {e}") from None
@@ -484,7 +487,7 @@ class Grouped(Optimizer, groups=True):
             # every group's step or none (one group's apply is whole by itself)
             with interrupts_deferred() if len(grads) > 1 else contextlib.nullcontext():
                 for inner, part, rate, scale in zip(plan.inners, grads, plan.rates, scales):
-                    inner.apply(part, rate, gscale=scale)
+                    inner.apply(part, rate, clip_scale=scale)
 
     @staticmethod
     def _no_lr(lr):
@@ -728,6 +731,8 @@ for _name, _instead in {
         "schedule": "each group's lr is in param_groups[i]['lr']",
         "rate": "each group's lr is in param_groups[i]['lr']",
         "check_step": "step checks every group before it updates any",
+        "carry": "each group's optimizer carries its own (in its part of state_dict()['groups'])",
+        "advance_carry": _ENGINE,
         "apply": _ENGINE, "host_scalars": _ENGINE, "layout": _ENGINE, "variant": _ENGINE,
         "buffers": _ENGINE}.items():
     setattr(Grouped, _name, _per_group(_name, _instead))

@@ -238,7 +238,7 @@ def clip_scale(norm, clip_norm):
     infinite norm gives 0, so an infinite element becomes NaN and the others 0.
     ``Optimizer.step`` and the compiled minimize loop both call this function.
     """
-    return rules.clip_factor(norm, clip_norm, 1.0)
+    return rules.clip_scale(norm, clip_norm, 1.0)
 
 
 # ------------------------------------------- builders: keywords -> hyper dict
@@ -370,6 +370,18 @@ def adabelief(**o):
         beta2=unit_interval("beta2", _or(beta2, 0.999)),
         eps=positive("eps", _or(o.get("eps"), 1e-16)),
         eps_root=real("eps_root", _or(o.get("eps_root"), 1e-16), low=0.0),
+    )
+    h.update(_shared(o, decoupled_default=True))
+    return h
+
+
+def laprop(**o):
+    beta1, beta2 = _betas(o)
+    h = dict(
+        lr=learning_rate(_or(o.get("lr"), 4e-4)),
+        beta1=unit_interval("beta1", _or(beta1, 0.9)),
+        beta2=unit_interval("beta2", _or(beta2, 0.999)),
+        eps=positive("eps", _or(o.get("eps"), 1e-15)),
     )
     h.update(_shared(o, decoupled_default=True))
     return h

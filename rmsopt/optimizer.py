@@ -196,14 +196,15 @@ class Optimizer:
         self._lock = threading.Lock()
         self._configure()
         initial = self.rule.initial(self._hyper)
+        self._carry = self.rule.initial_carry(self._hyper)
         self._set_state([device.full(self._layout.n if used else 0, value, self._dtype)
-                         for used, value in zip(self._slots, initial)])
+                         for used, value in zip(self._active, initial)])
 
     def _configure(self):
         """Derive the variant (flags, active slots) from the hyperparameters."""
         self._flags = self.rule.flags(self._hyper)
-        self._common = rules.common_flags(self._hyper)
-        self._slots = tuple(bool(u) for u in self.rule.active(self._flags))
+        self._common = self.rule.common_flags(self._hyper)
+        self._active = tuple(bool(u) for u in self.rule.active(self._flags))
         self._step_dependent = self.rule.depends_on_step(self._hyper)
         # host-scalar inputs taken once per configuration, and the last scalars computed
         self._constants = self.rule.constants(self._hyper)
@@ -226,27 +227,48 @@ class Optimizer:
         self._apply = self._device.step_function(self.variant, self._layout, self._flat, state,
                                                  self._hyper["clip_norm"], self._count)
 
-    def host_scalars(self, t, lr, gscale=1.0):
+    def host_scalars(self, t, lr, clip_scale=1.0, carry=0.0):
         """The kernel's scalars ``(c, h)`` for step ``t`` at rate ``lr`` with gradient scale
-        ``gscale`` (the clip scale), each reused while its inputs hold.
+        ``clip_scale`` (the clip scale) and the rule's carried value ``carry`` after this step
+        (:meth:`advance_carry`), each reused while its inputs hold.
 
         The rule's ``@njit`` values function and :func:`rmsopt.rules.common_values` (also
         called by the compiled loop), on constants taken once in :meth:`_configure`.
         """
-        key = (t if self._step_dependent else None, lr, gscale)
+        key = (t if self._step_dependent else None, carry, lr, clip_scale)
         if key == self._scalars_key:  # nothing changed (a rule without step dependence)
             return self._scalars
-        if key[1:] != self._common_key:
+        if key[2:] != self._common_key:
             self._common_scalars = hyper.as_scalars(
                 rules.CommonScalars, rules.common_values(self._common_constants, float(lr),
-                                                         float(gscale)), self._dtype)
-            self._common_key = key[1:]
-        if key[:2] != self._rule_key:
+                                                         float(clip_scale)), self._dtype)
+            self._common_key = key[2:]
+        if key[:3] != self._rule_key:
             self._rule_scalars = hyper.as_scalars(
-                self.rule.Scalars, self.rule.values(self._constants, t, float(lr)), self._dtype)
-            self._rule_key = key[:2]
+                self.rule.Scalars, self.rule.values(self._constants, t, float(lr),
+                                                    float(carry)), self._dtype)
+            self._rule_key = key[:3]
         self._scalars_key, self._scalars = key, (self._common_scalars, self._rule_scalars)
         return self._scalars
+
+    @property
+    def carry(self):
+        """The rule's value carried from step to step (``rule.carried``; 0.0 if none).
+
+        Engines that step the kernels themselves (the compiled minimize loop) read it, and
+        set it once their steps are taken.
+        """
+        return self._carry
+
+    @carry.setter
+    def carry(self, value):
+        self._carry = float(value)
+
+    def advance_carry(self, lr):
+        """The carried value after a step at rate ``lr`` (``rule.advance``; nothing set)."""
+        if not self.rule.carried:
+            return self._carry
+        return float(self.rule.advance(self._constants, float(lr), self._carry))
 
     @property
     def t(self):
@@ -309,7 +331,7 @@ class Optimizer:
     @property
     def variant(self):
         """The :class:`Variant` (rule and compile-time flags) that selects the kernels."""
-        return Variant(self.rule, self._flags, self._common, self._slots)
+        return Variant(self.rule, self._flags, self._common, self._active)
 
     @property
     def layout(self):
@@ -328,7 +350,7 @@ class Optimizer:
     @property
     def state(self):
         """The flat state buffers by slot name (device arrays on CUDA; live, not copies)."""
-        return {name: s for name, s, used in zip(self.rule.slots, self._state, self._slots)
+        return {name: s for name, s, used in zip(self.rule.slots, self._state, self._active)
                 if used}
 
     def __repr__(self):
@@ -464,30 +486,31 @@ class Optimizer:
         hyper.representable("lr", lr, self._dtype, tiny_ok=True)
         return lr
 
-    def apply(self, grads, lr, src=None, dst=None, gscale=None):
+    def apply(self, grads, lr, src=None, dst=None, clip_scale=None):
         """:meth:`step` after validation, for engines that check once per run: ``grads`` are
         1-D arrays of the dtype that the step does not write, ``lr`` a checked rate.
 
         ``src``, ``dst``: :class:`rmsopt.backend.Buffers` to read the parameters from and
         write them to (an out-of-place step, host backends), each instead of the
-        parameters when None. ``gscale``: the clip scale of ``clip_norm``, computed by
+        parameters when None. ``clip_scale``: the clip scale of ``clip_norm``, computed by
         the caller (from the norm of more gradients than these: :mod:`rmsopt.groups`) on
         the host backends; None computes it from ``grads``.
         """
         t = self._count.item() + 1
-        if gscale is None:
-            gscale = 1.0
+        if clip_scale is None:
+            clip_scale = 1.0
             if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
                 norm = self._device.global_norm(self._layout, grads)
-                gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        c, h = self.host_scalars(t, lr, gscale)
+                clip_scale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+        carry = self.advance_carry(lr)
+        c, h = self.host_scalars(t, lr, clip_scale, carry)
         args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
-        if self._device.counts_steps:
+        if self._device.counts_steps and not self.rule.carried:
             self._apply(*args)  # one native call: the update and t += 1
         else:
             with interrupts_deferred():
                 self._apply(*args)
-                self._count[0] = t
+                self._count[0], self._carry = t, carry
 
     def step_rows(self, rows, grad, *, index=0, lr=None):
         r"""Update only rows ``rows`` of a parameter array, and only their state (lazy, sparse).
@@ -557,12 +580,14 @@ class Optimizer:
         if self._refuse_nonfinite(flat, _backend.Layout(flat)):
             return
         t = self.t + 1
-        gscale = 1.0
+        clip_scale = 1.0
         if self._hyper["clip_norm"] is not None:
             norm = self._device.global_norm(_backend.Layout(flat), flat)
-            gscale = hyper.clip_scale(norm, self._hyper["clip_norm"])
-        c, h = self.host_scalars(t, lr, gscale)
-        if rows.size and self._device.counts_steps:  # one native call: the update and t += 1
+            clip_scale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+        carry = self.advance_carry(lr)
+        c, h = self.host_scalars(t, lr, clip_scale, carry)
+        if rows.size and self._device.counts_steps and not self.rule.carried:
+            # one native call: the update and t += 1
             self._device.apply_rows(self.variant, self._layout, index, param, rows, g,
                                     self._state, c, h, self._count)
             return
@@ -570,7 +595,7 @@ class Optimizer:
             if rows.size:
                 self._device.apply_rows(self.variant, self._layout, index, param, rows, g,
                                         self._state, c, h)
-            self._count[0] = t
+            self._count[0], self._carry = t, carry
 
     # --------------------------------------------------------- checkpoints
 
@@ -587,6 +612,7 @@ class Optimizer:
         return checkpoint.make(
             optimizer=type(self).__name__, rule=self.rule.name, hyper=self.hyper, t=self.t,
             schedule=None if self._schedule is None else schedules.to_spec(self._schedule),
+            **({"carry": {self.rule.carried: self._carry}} if self.rule.carried else {}),
             dtype=self._dtype.name, shapes=[list(a.shape) for a in self._arrays],
             params=[self._device.to_host(a) for a in self._arrays],
             state={k: self._device.to_host(v) for k, v in self.state.items()})
@@ -604,7 +630,8 @@ class Optimizer:
         d = checkpoint.validate(d, optimizer=type(self).__name__, rule=self.rule.name,
                                 dtype=self._dtype.name,
                                 shapes=[list(a.shape) for a in self._arrays],
-                                hyper_keys=set(self._hyper), nonnegative=self.rule.nonnegative)
+                                hyper_keys=set(self._hyper), nonnegative=self.rule.nonnegative,
+                                carried=self.rule.carried)
         try:
             options = type(self)._build(**d["hyper"])
         except TypeError as e:  # a damaged checkpoint, whatever the value's type
@@ -640,7 +667,7 @@ class Optimizer:
             self._set_state(state)
             for a, saved in zip(self._arrays, d["params"]):
                 self._device.write(a, saved)
-            self.t = d["t"]
+            self.t, self._carry = d["t"], d["carry"]
 
     def save(self, path):
         """Write a checkpoint to ``path`` (``.npz``; atomically replaced)."""
@@ -871,6 +898,36 @@ class AdaBelief(Optimizer, method="adabelief"):
         super().__init__(params, _options(locals()), backend)
 
 
+class LaProp(Optimizer, method="laprop"):
+    r"""LaProp (Ziyin, Wang & Ueda 2020): momentum over normalised gradients, as timm's.
+
+    .. math::
+
+        \nu \leftarrow \beta_2 \nu + (1-\beta_2) g^2, \quad
+        m \leftarrow \beta_1 m + \eta (1-\beta_1) \frac{g}{\sqrt{\nu/(1-\beta_2^t)} + \epsilon},
+        \quad p \leftarrow p - \frac{\eta}{A_t} m
+
+    RMSprop's normalisation, then momentum: unlike Adam, momentum and adaptivity are
+    separate, and the learning rate enters the momentum with each step, so a schedule
+    acts on the momentum gradually. :math:`A_t = \beta_1 A_{t-1} + (1-\beta_1)\eta_t`
+    is the momentum's bias correction for any schedule, carried between steps (``carry``,
+    saved in checkpoints). Decoupled weight decay (the default) follows the update, scaled
+    by the rate: :math:`p \leftarrow p - \eta\lambda p` (timm); with
+    ``decoupled_weight_decay=False`` it is L2, added to the gradient. See
+    :func:`rmsopt.rules.laprop`. Defaults ``lr=4e-4``, ``beta1=0.9``, ``beta2=0.999``,
+    ``eps=1e-15``, ``weight_decay=0`` (timm's); ``betas=(beta1, beta2)`` is accepted too.
+    Other options as :class:`RMSprop`.
+    """
+
+    rule = rules.RULES["laprop"]
+    _build = staticmethod(hyper.laprop)
+
+    def __init__(self, params, *, lr=None, beta1=None, beta2=None, eps=None, weight_decay=0.0,
+                 decoupled_weight_decay=True, maximize=False, clip_value=None, clip_norm=None,
+                 backend="auto", betas=None):
+        super().__init__(params, _options(locals()), backend)
+
+
 DEFAULT_VARIANTS = tuple((cls, kwargs) for cls in OPTIMIZERS.values() for kwargs in cls.precompiled)
 
 
@@ -902,7 +959,7 @@ def precompile(variants=DEFAULT_VARIANTS, dtypes=(np.float32, np.float64)):
             c, h = opt.host_scalars(1, opt.hyper["lr"], 1.0)
             for parallel in (False, True):
                 kernel = _backend.cpu.step_kernel(opt.rule.kernel, opt._flags, opt._common,
-                                                  opt._slots, parallel)
+                                                  opt._active, parallel)
                 layout = opt._layout
                 _backend.cpu.entry_point(kernel, (layout.paddr, layout.paddr, layout.paddr,
                                                   layout.size, layout.offset, layout.tasks,

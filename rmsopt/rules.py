@@ -47,7 +47,7 @@ from ._kernels.cache import cached
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
 
 Common = namedtuple("Common", "maximize clip_value clip_norm weight_decay")
-CommonScalars = namedtuple("CommonScalars", "gscale gscale_pow2 clip neg_clip wd decay")
+CommonScalars = namedtuple("CommonScalars", "clip_scale clip_pow2 clip neg_clip wd decay")
 
 # clip_norm's scale below this is applied as (s * 2**100) * 2**-100: in float32 it would
 # otherwise be subnormal (few significant bits) before it meets the gradient.
@@ -75,7 +75,7 @@ def split_scale(s):
 def prepare_gradient(p, g, c, f):
     """Clip, negate (maximize) and add L2 weight decay to one gradient element."""
     if f.clip_norm:
-        g = g * c.gscale * c.gscale_pow2
+        g = g * c.clip_scale * c.clip_pow2
     if f.clip_value:  # written with comparisons so that NaN passes through
         if g > c.clip:
             g = c.clip
@@ -89,7 +89,7 @@ def prepare_gradient(p, g, c, f):
 
 
 @njit(inline="always")
-def clip_factor(norm, clip_norm, one):
+def clip_scale(norm, clip_norm, one):
     r"""Scale that brings a gradient of global norm ``norm`` down to ``clip_norm``.
 
     :math:`\min(1, c / \lVert g \rVert_2)`. A NaN norm (a NaN anywhere in the
@@ -108,26 +108,26 @@ def decay_parameter(p, c, f):
     return p
 
 
-def common_flags(h):
+def common_flags(hyper):
     """The gradient preparation's switches (:class:`Common`) from a hyperparameter dict."""
-    decay = h["weight_decay"] > 0.0
+    decay = hyper["weight_decay"] > 0.0
     style = (NO_DECAY if not decay
-             else DECOUPLED_DECAY if h["decoupled_weight_decay"] else L2_DECAY)
-    return Common(maximize=h["maximize"], clip_value=h["clip_value"] is not None,
-                  clip_norm=h["clip_norm"] is not None, weight_decay=style)
+             else DECOUPLED_DECAY if hyper["decoupled_weight_decay"] else L2_DECAY)
+    return Common(maximize=hyper["maximize"], clip_value=hyper["clip_value"] is not None,
+                  clip_norm=hyper["clip_norm"] is not None, weight_decay=style)
 
 
-def common_constants(h):
+def common_constants(hyper):
     """The float hyperparameters that :func:`common_values` reads."""
-    return (h["clip_value"] or 0.0, h["weight_decay"])
+    return (hyper["clip_value"] or 0.0, hyper["weight_decay"])
 
 
 @cached
 @njit(inline="always")
-def common_values(k, lr, gscale):
+def common_values(k, lr, clip_scale):
     """Host scalars of the gradient preparation (:class:`CommonScalars`), in float64."""
     clip, wd = k
-    m, q = split_scale(gscale)
+    m, q = split_scale(clip_scale)
     return (m, q, clip, -clip, wd, 1.0 - lr * wd)
 
 
@@ -138,19 +138,28 @@ class Rule:
     slots, its flags and scalars types and its ``values`` function; defining the
     subclass registers an instance in :data:`RULES` under ``name``.
 
-    ``values(k, t, lr) -> tuple`` is a small ``@njit`` function of the rule's constants
-    ``k`` (a tuple of floats taken once from the hyperparameters by :meth:`constants`),
-    the step ``t`` (from 1) and the learning rate, giving the step's host scalars in
-    float64 (``Scalars``' fields, in order). ``Optimizer.step`` calls it from Python and
-    the compiled minimize loop from nopython code: one definition, the same bits. ``t``
-    enters powers as a float (``rho ** float(t)`` is libm's pow in Python and in Numba
-    alike). Inlined into nopython callers, where a constant lr and step-free scalars fold
-    away.
+    ``values(k, t, lr, carry) -> tuple`` is a small ``@njit`` function of the rule's
+    constants ``k`` (a tuple of floats taken once from the hyperparameters by
+    :meth:`constants`), the step ``t`` (from 1), the learning rate and the carried value
+    (below), giving the step's host scalars in float64 (``Scalars``' fields, in order).
+    ``Optimizer.step`` calls it from Python and the compiled minimize loop from nopython
+    code: one definition, the same bits. ``t`` enters powers as a float (``rho **
+    float(t)`` is libm's pow in Python and in Numba alike). Inlined into nopython callers,
+    where a constant lr and step-free scalars fold away.
+
+    ``carried`` names a float64 value that the host carries from step to step when the
+    scalars depend on the history of the learning rate, not only on ``t`` and this step's
+    ``lr`` (LaProp's running average of the rates). ``advance(k, lr, carry) -> carry``
+    (``@njit``) gives this step's value from the last; ``values`` reads the new one. It
+    starts at :meth:`initial_carry`, is part of the optimizer's state (checkpoints) and
+    changes with the step, all or nothing. Rules without one (``carried = ""``) ignore it.
     """
 
     name: str
     kernel = None  # staticmethod: the rule function
     values = None  # staticmethod: the @njit values function
+    advance = None  # staticmethod: the @njit carry update (no_carry for most rules)
+    carried = ""  # name of the value carried between steps ("" none)
     slots: tuple  # names of the (up to three) state slots, in kernel order ("" unused)
     Flags: type  # the namedtuple of compile-time switches
     Scalars: type  # the namedtuple of host scalars
@@ -158,31 +167,49 @@ class Rule:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if cls.advance is None:
+            cls.advance = staticmethod(no_carry)
         RULES[cls.name] = cls()
 
-    def flags(self, h):
+    def flags(self, hyper):
         """Compile-time switches of the rule, a :attr:`Flags`."""
         return self.Flags()
+
+    def common_flags(self, hyper):
+        """The gradient preparation's switches (:class:`Common`); a rule that applies
+        weight decay itself overrides this."""
+        return common_flags(hyper)
+
+    def initial_carry(self, hyper):
+        """The carried value before the first step."""
+        return 0.0
 
     def active(self, flags):
         """Which of the three slots this variant uses."""
         return (True, False, False)
 
-    def constants(self, h):
+    def constants(self, hyper):
         """The float hyperparameters that :attr:`values` reads, as a tuple."""
         raise NotImplementedError
 
-    def initial(self, h):
+    def initial(self, hyper):
         """Initial value of each slot."""
         return (0.0, 0.0, 0.0)
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
         """Whether the host scalars change with the step count (else they are reused)."""
         return False
 
 
 #: rule name -> :class:`Rule` (each subclass adds itself)
 RULES = {}
+
+
+@cached
+@njit(inline="always")
+def no_carry(k, lr, carry):
+    """The ``advance`` of a rule that carries nothing between steps."""
+    return carry
 
 
 @njit(inline="always")
@@ -264,7 +291,7 @@ def rmsprop(p, g, nu, mu, buf, h, f):
 
 @cached
 @njit(inline="always")
-def rmsprop_values(k, t, lr):
+def rmsprop_values(k, t, lr, carry):
     rho, eps, momentum, bias_correction = k
     bias = 1.0 - rho ** np.float64(t) if bias_correction else 1.0
     return (lr, rho, 1.0 - rho, eps, momentum, bias, 0.0)
@@ -275,23 +302,24 @@ class RMSpropRule(Rule):
     slots, nonnegative = ("nu", "mu", "buf"), ("nu",)
     Flags, Scalars = RMSpropFlags, RMSpropScalars
 
-    def flags(self, h):
+    def flags(self, hyper):
         return RMSpropFlags(
-            centered=h["centered"], momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
-            bias_correction=h["bias_correction"], eps_in_sqrt=h["eps_in_sqrt"],
-            lr_in_momentum=h["lr_in_momentum"])
+            centered=hyper["centered"], momentum=hyper["momentum"] > 0.0,
+            nesterov=hyper["nesterov"],
+            bias_correction=hyper["bias_correction"], eps_in_sqrt=hyper["eps_in_sqrt"],
+            lr_in_momentum=hyper["lr_in_momentum"])
 
     def active(self, flags):
         return (True, flags.centered, flags.momentum)
 
-    def constants(self, h):
-        return (h["rho"], h["eps"], h["momentum"], float(h["bias_correction"]))
+    def constants(self, hyper):
+        return (hyper["rho"], hyper["eps"], hyper["momentum"], float(hyper["bias_correction"]))
 
-    def initial(self, h):
-        return (h["initial_scale"], 0.0, 0.0)
+    def initial(self, hyper):
+        return (hyper["initial_scale"], 0.0, 0.0)
 
-    def depends_on_step(self, h):
-        return h["bias_correction"]
+    def depends_on_step(self, hyper):
+        return hyper["bias_correction"]
 
 
 SGDFlags = namedtuple("SGDFlags", "momentum nesterov lr_in_momentum")
@@ -307,7 +335,7 @@ def sgd(p, g, buf, unused1, unused2, h, f):
 
 @cached
 @njit(inline="always")
-def sgd_values(k, t, lr):
+def sgd_values(k, t, lr, carry):
     return (lr, k[0])
 
 
@@ -315,15 +343,15 @@ class SGDRule(Rule):
     name, kernel, values = "sgd", staticmethod(sgd), staticmethod(sgd_values)
     slots, Flags, Scalars = ("buf", "", ""), SGDFlags, SGDScalars
 
-    def flags(self, h):
-        return SGDFlags(momentum=h["momentum"] > 0.0, nesterov=h["nesterov"],
-                        lr_in_momentum=h["lr_in_momentum"])
+    def flags(self, hyper):
+        return SGDFlags(momentum=hyper["momentum"] > 0.0, nesterov=hyper["nesterov"],
+                        lr_in_momentum=hyper["lr_in_momentum"])
 
     def active(self, flags):
         return (flags.momentum, False, False)
 
-    def constants(self, h):
-        return (h["momentum"],)
+    def constants(self, hyper):
+        return (hyper["momentum"],)
 
 
 AdaGradFlags = namedtuple("AdaGradFlags", "eps_in_sqrt")
@@ -350,7 +378,7 @@ def adagrad(p, g, acc, unused1, unused2, h, f):
 
 @cached
 @njit(inline="always")
-def adagrad_values(k, t, lr):
+def adagrad_values(k, t, lr, carry):
     lr_decay, eps = k
     return (lr / (1.0 + (t - 1) * lr_decay), eps)  # PyTorch's lr_decay
 
@@ -360,17 +388,17 @@ class AdaGradRule(Rule):
     slots, nonnegative = ("acc", "", ""), ("acc",)
     Flags, Scalars = AdaGradFlags, AdaGradScalars
 
-    def flags(self, h):
-        return AdaGradFlags(eps_in_sqrt=h["eps_in_sqrt"])
+    def flags(self, hyper):
+        return AdaGradFlags(eps_in_sqrt=hyper["eps_in_sqrt"])
 
-    def constants(self, h):
-        return (h["lr_decay"], h["eps"])
+    def constants(self, hyper):
+        return (hyper["lr_decay"], hyper["eps"])
 
-    def initial(self, h):
-        return (h["initial_accumulator_value"], 0.0, 0.0)
+    def initial(self, hyper):
+        return (hyper["initial_accumulator_value"], 0.0, 0.0)
 
-    def depends_on_step(self, h):
-        return h["lr_decay"] > 0.0
+    def depends_on_step(self, hyper):
+        return hyper["lr_decay"] > 0.0
 
 
 AdaDeltaFlags = namedtuple("AdaDeltaFlags", "")
@@ -396,7 +424,7 @@ def adadelta(p, g, nu, u, unused, h, f):
 
 @cached
 @njit(inline="always")
-def adadelta_values(k, t, lr):
+def adadelta_values(k, t, lr, carry):
     rho, eps = k
     return (lr, rho, 1.0 - rho, eps)
 
@@ -409,8 +437,8 @@ class AdaDeltaRule(Rule):
     def active(self, flags):
         return (True, True, False)
 
-    def constants(self, h):
-        return (h["rho"], h["eps"])
+    def constants(self, hyper):
+        return (hyper["rho"], hyper["eps"])
 
 
 AdamFlags = namedtuple("AdamFlags", "amsgrad")
@@ -446,7 +474,7 @@ def adam(p, g, m, v, vmax, h, f):
 
 @cached
 @njit(inline="always")
-def adam_values(k, t, lr):
+def adam_values(k, t, lr, carry):
     b1, b2, eps = k
     return (lr / (1.0 - b1 ** np.float64(t)), b1, 1.0 - b1, b2, 1.0 - b2, eps,
             np.sqrt(1.0 - b2 ** np.float64(t)))
@@ -457,16 +485,16 @@ class AdamRule(Rule):
     slots, nonnegative = ("m", "v", "vmax"), ("v", "vmax")
     Flags, Scalars = AdamFlags, AdamScalars
 
-    def flags(self, h):
-        return AdamFlags(amsgrad=h["amsgrad"])
+    def flags(self, hyper):
+        return AdamFlags(amsgrad=hyper["amsgrad"])
 
     def active(self, flags):
         return (True, True, flags.amsgrad)
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"], h["eps"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"], hyper["eps"])
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
         return True
 
 
@@ -503,7 +531,7 @@ def lion(p, g, m, unused1, unused2, h, f):
 
 @cached
 @njit(inline="always")
-def lion_values(k, t, lr):
+def lion_values(k, t, lr, carry):
     b1, b2 = k
     return (lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0, 0.0)
 
@@ -512,8 +540,8 @@ class LionRule(Rule):
     name, kernel, values = "lion", staticmethod(lion), staticmethod(lion_values)
     slots, Flags, Scalars = ("mu", "", ""), LionFlags, LionScalars
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"])
 
 
 AdaBeliefFlags = namedtuple("AdaBeliefFlags", "")
@@ -545,7 +573,7 @@ def adabelief(p, g, m, s, unused, h, f):
 
 @cached
 @njit(inline="always")
-def adabelief_values(k, t, lr):
+def adabelief_values(k, t, lr, carry):
     b1, b2, eps, eps_root = k
     return (lr, b1, 1.0 - b1, b2, 1.0 - b2, eps, eps_root, 1.0 - b1 ** np.float64(t),
             1.0 - b2 ** np.float64(t))
@@ -559,8 +587,83 @@ class AdaBeliefRule(Rule):
     def active(self, flags):
         return (True, True, False)
 
-    def constants(self, h):
-        return (h["beta1"], h["beta2"], h["eps"], h["eps_root"])
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"], hyper["eps"], hyper["eps_root"])
 
-    def depends_on_step(self, h):
+    def depends_on_step(self, hyper):
+        return True
+
+
+LaPropFlags = namedtuple("LaPropFlags", "decay_after")
+LaPropScalars = namedtuple(
+    "LaPropScalars", "step_size lr_momentum beta1 beta2 one_minus_beta2 eps bias2 lr_decay"
+)
+
+
+@njit(inline="always")
+def laprop(p, g, m, nu, unused, h, f):
+    r"""LaProp (Ziyin, Wang & Ueda 2020), as timm's ``LaProp`` orders it.
+
+    .. math::
+
+        \nu &\leftarrow \beta_2 \nu + (1 - \beta_2) g^2 \\
+        m &\leftarrow \beta_1 m + \eta (1 - \beta_1)\,
+            \frac{g}{\sqrt{\nu / (1 - \beta_2^t)} + \epsilon} \\
+        p &\leftarrow p - \frac{\eta}{A_t}\, m, \qquad
+            A_t = \beta_1 A_{t-1} + (1 - \beta_1)\,\eta_t, \ A_0 = 0
+
+    The gradient is normalised before it enters the momentum (Adam normalises the
+    momentum), and the learning rate enters the momentum with it: the momentum is a sum
+    of past steps, and :math:`A_t`, the same average of past rates (the carried value,
+    ``lr_average``), is its bias correction (:math:`\eta (1 - \beta_1^t)` for a constant
+    rate). ``h.step_size`` is :math:`\eta / A_t` (0 when :math:`A_t = 0`). Decoupled
+    weight decay (the default) follows the update: :math:`p \leftarrow p - \eta\lambda p`
+    on the new ``p`` (``f.decay_after``; ``h.lr_decay`` is :math:`\eta\lambda`).
+    """
+    nu = h.beta2 * nu + h.one_minus_beta2 * (g * g)
+    d = g / (sqrt(nu / h.bias2) + h.eps)
+    m = h.beta1 * m + h.lr_momentum * d
+    p = p - h.step_size * m
+    if f.decay_after:
+        p = p - h.lr_decay * p
+    return p, m, nu, unused
+
+
+@cached
+@njit(inline="always")
+def laprop_values(k, t, lr, carry):
+    b1, b2, eps, wd = k
+    step_size = lr / carry if carry != 0.0 else 0.0
+    return (step_size, lr * (1.0 - b1), b1, b2, 1.0 - b2, eps, 1.0 - b2 ** np.float64(t),
+            lr * wd)
+
+
+@cached
+@njit(inline="always")
+def laprop_advance(k, lr, carry):
+    b1 = k[0]
+    return carry * b1 + (1.0 - b1) * lr
+
+
+class LaPropRule(Rule):
+    name, kernel, values = "laprop", staticmethod(laprop), staticmethod(laprop_values)
+    advance, carried = staticmethod(laprop_advance), "lr_average"
+    slots, nonnegative = ("mu", "nu", ""), ("nu",)
+    Flags, Scalars = LaPropFlags, LaPropScalars
+
+    def flags(self, hyper):
+        return LaPropFlags(
+            decay_after=hyper["weight_decay"] > 0.0 and hyper["decoupled_weight_decay"])
+
+    def common_flags(self, hyper):
+        common = common_flags(hyper)  # decoupled decay is the rule's own, after the update
+        return common._replace(weight_decay=NO_DECAY) if self.flags(hyper).decay_after else common
+
+    def active(self, flags):
+        return (True, True, False)
+
+    def constants(self, hyper):
+        return (hyper["beta1"], hyper["beta2"], hyper["eps"], hyper["weight_decay"])
+
+    def depends_on_step(self, hyper):
         return True

@@ -3,7 +3,7 @@
 :class:`RMSprop`, :class:`Adam`, :class:`AdamW`, :class:`SGD`, :class:`Adagrad` and
 :class:`Adadelta` take ``torch.optim``'s arguments with its defaults (RMSprop in rmsopt's
 ``convention="torch"``) and reproduce its updates; :class:`Lion` and :class:`AdaBelief`, which
-torch lacks, compute as rmsopt's (that is optax's). Each also takes the extras of the rmsopt
+torch lacks, compute as rmsopt's (that is optax's), and :class:`LaProp` as rmsopt's (timm's). Each also takes the extras of the rmsopt
 optimizer it runs on (``nesterov``, ``bias_correction``, ``eps_in_sqrt``, ``clip_norm``, ...)
 as keywords. The math of each is documented on that rmsopt class (:class:`rmsopt.RMSprop`,
 ...), and :mod:`rmsopt.hyper` maps torch's names onto rmsopt's (``alpha`` is ``rho``,
@@ -71,7 +71,8 @@ except ImportError as e:  # the message names the extra that brings it
 
 from . import optimizer as _core
 
-__all__ = ["RMSprop", "Adam", "AdamW", "SGD", "Adagrad", "Adadelta", "Lion", "AdaBelief"]
+__all__ = ["RMSprop", "Adam", "AdamW", "SGD", "Adagrad", "Adadelta", "Lion", "AdaBelief",
+           "LaProp"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -209,7 +210,8 @@ class _Adapter(torch.optim.Optimizer):
     A subclass sets ``_core_class`` (the rmsopt class), ``_renamed`` (torch hyperparameter
     name -> rmsopt keyword), ``_torch_only`` (name -> check of a torch option that does not
     reach rmsopt), ``_state_names`` (rmsopt slot -> torch state name) and
-    ``_step_in_state`` (whether torch's state has ``step``).
+    ``_step_in_state`` (whether torch's state has ``step``) and, for a rule that carries a
+    host value between steps (LaProp's average rate), ``_carry_name`` (its torch state name).
     """
 
     _core_class = None
@@ -217,6 +219,8 @@ class _Adapter(torch.optim.Optimizer):
     _torch_only = {}
     _state_names = {}
     _step_in_state = True
+    _carry_name = None
+    _derived_names = ()  # state names of torch's that rmsopt derives (accepted, not read)
 
     def __init__(self, params, defaults):
         self._cohorts = []   # per group: list of _Cohort
@@ -300,7 +304,7 @@ class _Adapter(torch.optim.Optimizer):
             if name in old:
                 parts = [old[name][o:o + n] for o, n in (cohort.spans[k] for k in keep)]
                 buf[...] = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        opt.t = cohort.opt.t
+        opt.t, opt.carry = cohort.opt.t, cohort.opt.carry
         return _Cohort([cohort.params[k] for k in keep], arrays, opt)
 
     # ------------------------------------------------------------------------- step
@@ -414,6 +418,8 @@ class _Adapter(torch.optim.Optimizer):
         for name, buf in cohort.opt.state.items():
             view = torch.from_numpy(buf[offset:offset + size]).view(p.shape)
             entry[self._state_names[name]] = view.clone() if copy else view
+        if self._carry_name is not None:
+            entry[self._carry_name] = torch.tensor(cohort.opt.carry, dtype=torch.float64)
         if not self._step_in_state and not entry:
             entry["momentum_buffer"] = None  # as torch's SGD without momentum
         return entry
@@ -490,17 +496,18 @@ class _Adapter(torch.optim.Optimizer):
         arrays = self._arrays(params, index)
         # the state slots these hyperparameters use, from a one-element optimizer
         slots = list(self._build([np.zeros(1)], options, group["lr"], where).state)
-        keys, steps = {}, []
+        keys = {}
         for k, (p, entry) in enumerate(zip(params, entries)):
-            t = self._loaded_step(entry, slots, f"loaded state of {where}['params'][{k}]")
-            steps.append(t)
-            if arrays[k].size:
-                keys.setdefault((p.dtype, t), []).append(k)
+            name = f"loaded state of {where}['params'][{k}]"
+            t = self._loaded_step(entry, slots, name)
+            carry = self._loaded_carry(entry, name)
+            if arrays[k].size:  # parameters step together at one count (and carried value)
+                keys.setdefault((p.dtype, t, carry), []).append(k)
         cohorts = []
-        for (dtype, t), chosen in keys.items():
+        for (dtype, t, carry), chosen in keys.items():
             opt = self._build([arrays[k] for k in chosen], options, group["lr"], where)
             cohort = _Cohort([params[k] for k in chosen], [arrays[k] for k in chosen], opt)
-            self._fill(cohort, [entries[k] for k in chosen], t,
+            self._fill(cohort, [entries[k] for k in chosen], t, carry,
                        [f"{where}['params'][{k}]" for k in chosen])
             cohorts.append(cohort)
         return cohorts
@@ -511,10 +518,12 @@ class _Adapter(torch.optim.Optimizer):
             return 0
         if not isinstance(entry, Mapping):
             raise ValueError(f"{name} must be a dict, got {type(entry).__name__}")
-        present = {k for k, v in entry.items() if v is not None}
+        present = {k for k, v in entry.items() if v is not None} - set(self._derived_names)
         expected = {self._state_names[s] for s in slots}
         if self._step_in_state:
             expected.add("step")
+        if self._carry_name is not None and present:
+            expected.add(self._carry_name)
         # torch's SGD stores no step; rmsopt.torch's SGD stores one
         if not self._step_in_state and present == expected | {"step"}:
             expected.add("step")
@@ -529,7 +538,17 @@ class _Adapter(torch.optim.Optimizer):
             raise ValueError(f"{name}: step {step!r} is not a whole number >= 0")
         return int(step)
 
-    def _fill(self, cohort, entries, t, names):
+    def _loaded_carry(self, entry, name):
+        """The carried value of a loaded per-parameter state (0.0 without one)."""
+        if self._carry_name is None or not entry:
+            return 0.0
+        value = _plain(entry[self._carry_name])
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value):
+            raise ValueError(f"{name}: {self._carry_name} {value!r} is not a finite number")
+        return float(value)
+
+    def _fill(self, cohort, entries, t, carry, names):
         """Write loaded state into ``cohort`` through rmsopt's validated ``load_state_dict``."""
         d = cohort.opt.state_dict()
         for slot in d["state"]:
@@ -547,6 +566,8 @@ class _Adapter(torch.optim.Optimizer):
                 parts.append(value.detach().cpu().to(p.dtype).reshape(-1).numpy())
             d["state"][slot] = np.concatenate(parts)
         d["t"] = t
+        if cohort.opt.rule.carried:
+            d["carry"] = {cohort.opt.rule.carried: carry}
         try:
             cohort.opt.load_state_dict(d)
         except (ValueError, TypeError) as e:
@@ -842,6 +863,49 @@ class AdaBelief(_Adapter):
                  eps_root=1e-16, maximize=False, decoupled_weight_decay=True, clip_value=None,
                  clip_norm=None):
         super().__init__(params, _defaults(locals()))
+
+
+class LaProp(_Adapter):
+    r"""LaProp on rmsopt's kernels, as :class:`rmsopt.LaProp` (timm's ``LaProp``) computes it;
+    torch has none of its own.
+
+    .. math::
+
+        \nu \leftarrow \beta_2 \nu + (1-\beta_2) g^2, \quad
+        m \leftarrow \beta_1 m + \eta (1-\beta_1) \frac{g}{\sqrt{\nu/(1-\beta_2^t)} + \epsilon},
+        \quad p \leftarrow p - \frac{\eta}{A_t} m
+
+    then decoupled weight decay :math:`p \leftarrow p - \eta\lambda p`. State as timm's:
+    ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`\nu`), ``step``, ``exp_avg_lr_1``
+    (:math:`A_t`, the average of the rates, a float64 tensor) and ``exp_avg_lr_2``
+    (:math:`1-\beta_2^t`, written for timm and recomputed from ``step`` on load), so that
+    timm's ``LaProp`` and this one load each other's state dicts.
+
+    Parameters
+    ----------
+    params : iterable of tensors or dicts
+        As torch's.
+    lr, betas, eps, weight_decay
+        Defaults 4e-4, (0.9, 0.999), 1e-15, 0 (timm's).
+    maximize, decoupled_weight_decay, clip_value, clip_norm
+        As :class:`rmsopt.LaProp` takes them.
+    """
+
+    _core_class = _core.LaProp
+    _state_names = {"mu": "exp_avg", "nu": "exp_avg_sq"}
+    _carry_name = "exp_avg_lr_1"
+    _derived_names = ("exp_avg_lr_2",)
+
+    def __init__(self, params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0, *,
+                 maximize=False, decoupled_weight_decay=True, clip_value=None, clip_norm=None):
+        super().__init__(params, _defaults(locals()))
+
+    def _state_of(self, cohort, k, copy):
+        entry = super()._state_of(cohort, k, copy)
+        beta2 = cohort.opt.hyper["beta2"]
+        entry["exp_avg_lr_2"] = torch.tensor(1.0 - beta2 ** float(cohort.opt.t),
+                                             dtype=torch.float64)
+        return entry
 
 
 def _defaults(local):

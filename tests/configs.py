@@ -45,6 +45,10 @@ CONFIGS = [
     ("adabelief-decay-clip", rmsopt.AdaBelief, dict(lr=0.01, eps=1e-8, eps_root=1e-10,
                                                     weight_decay=0.1, clip_value=0.5)),
     ("lion-l2", rmsopt.Lion, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=False)),
+    ("laprop", rmsopt.LaProp, dict(lr=0.01)),
+    ("laprop-decay-clip", rmsopt.LaProp, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-8,
+                                              weight_decay=0.1, clip_norm=2.0)),
+    ("laprop-l2", rmsopt.LaProp, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=False)),
 ]
 
 IDS = [c[0] for c in CONFIGS]

@@ -170,14 +170,15 @@ def test_host_scalars_are_the_dtype_rounding_of_the_float64_values(name, cls, kw
     """The cached host scalars have the bits of np.array(values, dtype), step after step."""
     opt = cls(np.ones(4, dtype), **kwargs)
     h = opt.hyper
-    for t, lr, gscale in [(1, h["lr"], 1.0), (2, h["lr"], 0.3), (3, 0.123, 0.3), (4, 0.123, 1.0),
-                          (40, h["lr"], np.nan)]:
-        c, s = opt.host_scalars(t, lr, gscale)
-        want_c = np.array(rules.common_values(rules.common_constants(h), lr, gscale), dtype)
-        want_s = np.array(opt.rule.values(opt.rule.constants(h), t, lr), dtype)
+    for t, lr, clip_scale, carry in [(1, h["lr"], 1.0, 0.0), (2, h["lr"], 0.3, 0.0),
+                                 (3, 0.123, 0.3, 0.05), (3, 0.123, 0.3, 0.07),
+                                 (4, 0.123, 1.0, 0.07), (40, h["lr"], np.nan, 0.0)]:
+        c, s = opt.host_scalars(t, lr, clip_scale, carry)
+        want_c = np.array(rules.common_values(rules.common_constants(h), lr, clip_scale), dtype)
+        want_s = np.array(opt.rule.values(opt.rule.constants(h), t, lr, carry), dtype)
         for got, want in ((c, want_c), (s, want_s)):
             assert all(type(v) is dtype for v in got)
-            assert np.array(got, dtype).tobytes() == want.tobytes(), (t, lr, gscale)
+            assert np.array(got, dtype).tobytes() == want.tobytes(), (t, lr, clip_scale, carry)
 
 
 def test_steps_do_not_rebuild_constants_from_the_hyperparameters(monkeypatch):

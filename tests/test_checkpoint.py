@@ -222,6 +222,49 @@ def test_a_schedule_as_lr_steps_with_t_and_resumes_bit_identically(tmp_path):
     assert not (tmp_path / "c.npz").exists()
 
 
+def test_a_carried_value_resumes_bit_identically_and_is_validated(tmp_path):
+    """LaProp carries the average of its learning rates (its momentum's bias correction):
+    saved in the header, resumed to the bit under a schedule, and checked on load."""
+    from rmsopt import schedules as S
+
+    sched = S.warmup(S.cosine(1e-2, 50), 5)
+    x = np.linspace(-1, 1, 8)
+    first = rmsopt.LaProp(x, lr=sched, weight_decay=0.1)
+    for _ in range(15):
+        first.step(np.cos(3 * x))
+    assert first.carry != 0.0 and first.state_dict()["carry"] == {"lr_average": first.carry}
+    first.save(tmp_path / "l.npz")
+    y = np.zeros(8)
+    resumed = rmsopt.LaProp(y)
+    resumed.load(tmp_path / "l.npz")
+    assert resumed.carry == first.carry and resumed.t == 15
+    forgotten = rmsopt.LaProp(z := np.zeros(8))  # without the carried value: another path
+    forgotten.load_state_dict(first.state_dict())
+    forgotten.carry = 0.0
+    for _ in range(25):
+        first.step(np.cos(3 * x))
+        resumed.step(np.cos(3 * y))
+        forgotten.step(np.cos(3 * z))
+    assert x.tobytes() == y.tobytes() and x.tobytes() != z.tobytes()
+
+    d = first.state_dict()
+    target = rmsopt.LaProp(w := np.zeros(8))
+    for bad, match in [({}, "carry must be"), (None, "carry must be"),
+                       ({"lr_average": float("nan")}, "finite float"),
+                       ({"lr_average": True}, "finite float"),
+                       ({"lr_average": "0.1"}, "finite float"),
+                       ({"lr_average": 0.1, "x": 1.0}, "carry must be")]:
+        with pytest.raises(ValueError, match=match):
+            target.load_state_dict({**d, "carry": bad} if bad is not None else
+                                   {k: v for k, v in d.items() if k != "carry"})
+        assert target.t == 0 and target.carry == 0.0 and (w == 0).all()
+    # a rule without a carried value: none in its checkpoints, and none accepted
+    plain = rmsopt.RMSprop(np.ones(3)).state_dict()
+    assert "carry" not in plain
+    with pytest.raises(ValueError, match="carry must be absent"):
+        rmsopt.RMSprop(np.ones(3)).load_state_dict(dict(plain, carry={"lr_average": 0.1}))
+
+
 def _rewrite(path, out, header=None, members=None):
     """A copy of checkpoint ``path`` with its JSON header and/or members replaced."""
     with np.load(path) as z:

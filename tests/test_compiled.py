@@ -72,6 +72,10 @@ CASES = [
     ("sgd", dict(lr=1e-4, momentum=0.9, clip_value=50.0), np.float32),
     ("adagrad", dict(lr=0.5, lr_decay=1e-3), np.float64),
     ("adadelta", dict(), np.float64),
+    # LaProp carries the average of the rates between steps: the loop keeps it as the optimizer
+    ("laprop", dict(lr=rmsopt.schedules.exponential(2e-2, 0.999), weight_decay=1e-3), np.float64),
+    ("laprop", dict(lr=1e-2, clip_norm=1.0, decoupled_weight_decay=False, weight_decay=1e-3),
+     np.float32),
 ]
 
 

@@ -310,15 +310,17 @@ def test_state_stays_chunked_and_persisted(client):
     assert sorted(opt.state) == ["buf", "mu", "nu"]
 
 
-def test_stateful_optimizer_matches_in_memory_on_2d_chunks(client):
+@pytest.mark.parametrize("cls_name, kw", [("AdamW", dict(amsgrad=True)),
+                                          ("LaProp", dict(weight_decay=0.1))])  # carries
+def test_stateful_optimizer_matches_in_memory_on_2d_chunks(client, cls_name, kw):
     rng = np.random.default_rng(1)
     p = rng.standard_normal((40, 30))
     target = rng.standard_normal((40, 30))
     mem = p.copy()
-    ref = rmsopt.AdamW(mem, lr=0.05, amsgrad=True)
+    ref = getattr(rmsopt, cls_name)(mem, lr=0.05, **kw)
     dp = da.from_array(p, chunks=(16, 12))
     dtarget = da.from_array(target, chunks=(16, 12))
-    opt = rmsopt.dask.AdamW(dp, lr=0.05, amsgrad=True)
+    opt = getattr(rmsopt.dask, cls_name)(dp, lr=0.05, **kw)
     for k in range(4):
         ref.step(mem - target, lr=0.05 / (k + 1))
         new = opt.step(opt.params - dtarget, lr=0.05 / (k + 1))
@@ -326,7 +328,7 @@ def test_stateful_optimizer_matches_in_memory_on_2d_chunks(client):
     np.testing.assert_array_equal(dp.compute(), p)  # the arrays given are unchanged
     for name, s in opt.state.items():
         np.testing.assert_array_equal(s.compute().reshape(-1), ref.state[name])
-    assert "AdamW" in repr(opt) and opt.hyper == ref.hyper and opt.dtype == np.float64
+    assert cls_name in repr(opt) and opt.hyper == ref.hyper and opt.dtype == np.float64
 
 
 def test_stateful_clip_norm(client):

@@ -4,7 +4,8 @@
 nonlinear problem, made by ``golden/generate.py`` (which documents how to rerun it) from
 ``torch.optim`` itself and from each library's update equations in its own order of operations;
 ``golden/optax_runs.json`` the same from optax itself (``golden/generate_optax.py``), for the
-rules optax defines (Lion, AdaBelief).
+rules optax defines (Lion, AdaBelief), and ``golden/timm_runs.json`` from timm itself
+(``golden/generate_timm.py``) for the rule timm defines (LaProp).
 Every case is replayed here with the convention preset plus only the case's own options, and every
 step must agree to a relative 1e-9 in float64; a NaN or inf in rmsopt's trajectory fails.
 
@@ -31,7 +32,8 @@ import rmsopt
 GOLDEN = Path(__file__).parent / "golden"
 DATA = json.loads((GOLDEN / "trajectories.json").read_text())
 OPTAX = json.loads((GOLDEN / "optax_runs.json").read_text())  # optax run for real
-CASES = DATA["cases"] + OPTAX["cases"]
+TIMM = json.loads((GOLDEN / "timm_runs.json").read_text())  # timm run for real
+CASES = DATA["cases"] + OPTAX["cases"] + TIMM["cases"]
 RTOL = 1e-9
 TORCH_CLIP_NORM_RTOL = 1e-5  # torch's clip_grad_norm_ adds 1e-6 to the norm (see above)
 
@@ -62,8 +64,12 @@ def test_data_is_complete():
     assert len(CASES) == len({c["id"] for c in CASES}) >= 44
     for key in ("A", "b", "p0", "steps"):  # one problem for every file
         assert OPTAX[key] == DATA[key], key
-    for rule in ("Lion", "AdaBelief"):  # rules defined by optax: from optax itself, a schedule included
-        assert any(c["optimizer"] == rule and c["lrs"] for c in OPTAX["cases"]), rule
+        assert TIMM[key] == DATA[key], key
+    # rules defined by optax and timm: from the library itself, with a schedule and weight decay
+    for rule, runs in (("Lion", OPTAX), ("AdaBelief", OPTAX), ("LaProp", TIMM)):
+        assert any(c["optimizer"] == rule and c["lrs"] for c in runs["cases"]), rule
+        assert any(c["optimizer"] == rule and c["kwargs"].get("weight_decay")
+                   for c in runs["cases"]), rule
     for convention in ("torch", "keras", "optax", "tf1"):
         assert any(c["kwargs"].get("convention") == convention and c["lrs"] for c in CASES)
     for option in ("clip_value", "clip_norm"):  # clipped runs from torch, clip_norm from optax too
@@ -121,6 +127,8 @@ DEFAULTS = [
                       weight_decay=0.0, decoupled_weight_decay=False)),  # torch.optim.Adam
     ("AdamW", {}, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
                        decoupled_weight_decay=True)),  # torch.optim.AdamW
+    ("LaProp", {}, dict(lr=4e-4, beta1=0.9, beta2=0.999, eps=1e-15, weight_decay=0.0,
+                        decoupled_weight_decay=True)),  # timm.optim.LaProp
 ]
 
 

@@ -671,3 +671,27 @@ def test_aliases_in_groups_override_the_constructors_value():
                           {"params": [np.ones(2)]}], lr=0.1)
     assert [(g["lr"], g["eps"]) for g in opt.param_groups] == [(0.1, 1e-7), (0.1, 1e-8)]
     assert opt.defaults["lr"] == 0.1 and opt.defaults["convention"] is None
+
+
+def test_a_rebuilt_group_keeps_its_carried_value():
+    """LaProp carries a host value between steps (its A_t, advanced with each group's own
+    lr); a param_groups edit that rebuilds the group carries it over with the state."""
+    xs, ys = arrays(np.float64), arrays(np.float64)
+    opt = rmsopt.LaProp([{"params": xs[:2], "lr": 1e-2}, {"params": xs[2:]}], lr=1e-3)
+    separate = [rmsopt.LaProp(ys[:2], lr=1e-2), rmsopt.LaProp(ys[2:], lr=1e-3)]
+    for t in range(1, 11):
+        if t == 5:
+            opt.param_groups[1]["beta2"] = 0.99
+            d = separate[1].state_dict()
+            d["hyper"]["beta2"] = 0.99
+            separate[1] = rmsopt.LaProp(ys[2:], lr=1e-3, beta2=0.99)
+            separate[1].load_state_dict(d)
+        opt.step(grads_of(xs, t))
+        g = grads_of(ys, t)
+        separate[0].step(g[:2])
+        separate[1].step(g[2:])
+    for x, y in zip(xs, ys):
+        assert x.tobytes() == y.tobytes()
+    saved = opt.state_dict()["groups"]
+    assert [part["carry"] for part in saved] == [{"lr_average": o.carry} for o in separate]
+    assert saved[0]["carry"] != saved[1]["carry"]  # each group's own lr

@@ -13,7 +13,7 @@ from rmsopt import schedules
 
 METHODS = list(rmsopt.METHODS)
 LR = {"rmsprop": 1e-2, "sgd": 1e-3, "adagrad": 0.5, "adadelta": 1.0, "adam": 1e-2, "adamw": 1e-2,
-      "lion": 1e-3, "adabelief": 1e-2}
+      "lion": 1e-3, "adabelief": 1e-2, "laprop": 1e-2}
 
 
 def quad(x, a=None):
@@ -541,7 +541,7 @@ def test_unknown_options_warn_at_the_callers_line_with_a_hint(via_scipy):
 
 @pytest.mark.parametrize("method,key,hint", [
     ("rmsprop", "betas",
-     "betas is an option of method 'adam', 'adamw', 'lion', 'adabelief', not 'rmsprop'"),
+     "betas is an option of method 'adam', 'adamw', 'lion', 'adabelief', 'laprop', not 'rmsprop'"),
     ("rmsprop", "beta_1", "beta_1 ('beta1') is an option of method 'adam', 'adamw', 'lion'"),
     ("sgd", "rho", "rho is an option of method 'rmsprop', 'adadelta', not 'sgd'"),
     ("adam", "alpha", "alpha ('rho') is an option of method 'rmsprop', 'adadelta', not 'adam'"),

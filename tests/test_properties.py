@@ -4,7 +4,7 @@ values, invariants, and save/load inside a stateful run. HYPOTHESIS_PROFILE=long
 The oracle is :class:`rmsopt._kernels.reference.Reference`: it derives every per-step scalar
 (lr, 1 - rho, bias corrections, Adam's step size, AdaGrad's decay, the decoupled-decay factor,
 the clip scale) from the optimizer's hyperparameter dict itself, so a mistake in
-``rmsopt.hyper``'s scalars or in ``rmsopt.rules.clip_factor`` fails these properties (see
+``rmsopt.hyper``'s scalars or in ``rmsopt.rules.clip_scale`` fails these properties (see
 ``test_a_mistake_in_the_host_scalars_is_caught``).
 """
 
@@ -58,6 +58,8 @@ OTHERS = st.sampled_from([
     (rmsopt.AdaBelief, dict(lr=0.01)),
     (rmsopt.AdaBelief, dict(lr=0.01, eps=1e-8, weight_decay=0.1, clip_norm=1.0)),
     (rmsopt.Lion, dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.1, clip_norm=1.0)),
+    (rmsopt.LaProp, dict(lr=0.01)),
+    (rmsopt.LaProp, dict(lr=0.01, betas=(0.5, 0.9), eps=1e-8, weight_decay=0.1, clip_norm=1.0)),
 ])
 
 
@@ -199,12 +201,19 @@ def test_a_mistake_in_the_host_scalars_is_caught(monkeypatch):
             assert_same(*kernel_and_reference(*cases[0], x0, grads))
     adam = rules.AdamRule.values
 
-    def adam_late(k, t, lr):  # lr / (1 - beta1 ** (t + 1))
-        return (lr / (1.0 - k[0] ** float(t + 1)),) + tuple(adam(k, t, lr)[1:])
+    def adam_late(k, t, lr, carry):  # lr / (1 - beta1 ** (t + 1))
+        return (lr / (1.0 - k[0] ** float(t + 1)),) + tuple(adam(k, t, lr, carry)[1:])
 
-    monkeypatch.setattr(rules.AdamRule, "values", staticmethod(adam_late))
+    with monkeypatch.context() as m:
+        m.setattr(rules.AdamRule, "values", staticmethod(adam_late))
+        with pytest.raises(AssertionError):
+            assert_same(*kernel_and_reference(*cases[1], x0, grads))
+    # LaProp's carried average of the rates, with its history forgotten (A_t = lr_t)
+    laprop = (rmsopt.LaProp, dict(lr=0.01))
+    assert_same(*kernel_and_reference(*laprop, x0, grads))
+    monkeypatch.setattr(rules.LaPropRule, "advance", staticmethod(lambda k, lr, carry: lr))
     with pytest.raises(AssertionError):
-        assert_same(*kernel_and_reference(*cases[1], x0, grads))
+        assert_same(*kernel_and_reference(*laprop, x0, grads))
 
 
 @given(problems(with_specials=False), rmsprop_kwargs())

@@ -54,8 +54,10 @@ def test_every_rule_has_a_reference_and_consistent_slots():
         assert reference.STEPS[name].__name__ == name
         assert [s or None for s in rule.slots] == list(reference.SLOTS[name])
         assert set(rule.nonnegative) <= set(rule.slots)
-        assert len(rule.Scalars._fields) == len(rule.values(
-            (0.5,) * len(rule.constants(OPTIMIZERS_BY_RULE[name]().hyper)), 1, 0.1))
+        k = (0.5,) * len(rule.constants(OPTIMIZERS_BY_RULE[name]().hyper))
+        assert len(rule.Scalars._fields) == len(rule.values(k, 1, 0.1, 0.05))
+        carry = rule.advance(k, 0.1, 0.05)
+        assert isinstance(carry, float) and (carry == 0.05) == (rule.carried == "")
 
 
 def _default_optimizer(cls):

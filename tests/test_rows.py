@@ -44,7 +44,7 @@ def test_rows_equal_a_dense_step_on_the_gathered_rows(config, dtype, backend):
     dense = cls(sub, backend=backend, **kwargs)
     for name, rows in state_rows(opt, ROWS).items():
         dense.state[name][...] = rows.reshape(-1)
-    dense.t = opt.t
+    dense.t, dense.carry = opt.t, opt.carry  # (LaProp carries its average rate)
     dense.step(g)
     opt.step_rows(ROWS, g)
 

@@ -547,8 +547,9 @@ def test_an_invalid_hyperparameter_set_later_is_refused_at_the_next_step():
 
 
 @pytest.mark.parametrize("name, kwargs", [("Lion", {"weight_decay": 0.1}),
-                                          ("AdaBelief", {"weight_decay": 0.1})])
-def test_lion_and_adabelief_step_as_rmsopts_own_and_round_trip(name, kwargs):
+                                          ("AdaBelief", {"weight_decay": 0.1}),
+                                          ("LaProp", {"weight_decay": 0.1})])
+def test_lion_adabelief_laprop_step_as_rmsopts_own_and_round_trip(name, kwargs):
     import rmsopt
     m = cnn()
     opt = getattr(rt, name)(m.parameters(), lr=1e-2, **kwargs)
@@ -565,7 +566,8 @@ def test_lion_and_adabelief_step_as_rmsopts_own_and_round_trip(name, kwargs):
     buffer.seek(0)
     again = getattr(rt, name)(m.parameters(), lr=1e-2, **kwargs)
     again.load_state_dict(torch.load(buffer, weights_only=True))
-    assert set(again.state_dict()["state"][0]) == {"step", *opt._state_names.values()}
+    carried = {"exp_avg_lr_1", "exp_avg_lr_2"} if name == "LaProp" else set()
+    assert set(again.state_dict()["state"][0]) == {"step", *opt._state_names.values(), *carried}
     assert again.state_dict()["state"][0]["step"].item() == 5
 
 
@@ -625,3 +627,39 @@ def test_one_cycle_lr_cycling_adams_betas_takes_effect():
     (_, oa), (_, ob) = train_pair(make(torch.optim.Adam), make(rt.Adam),
                                   after_step=lambda s, m, opt: schedulers[opt].step())
     assert ob.param_groups[0]["betas"] == oa.param_groups[0]["betas"] != (0.9, 0.999)
+
+
+def test_laprop_carries_each_parameters_average_rate_through_frozen_steps_and_a_scheduler():
+    """timm's LaProp keeps the average of the rates per parameter: a parameter without a
+    gradient for some steps, under a scheduler, has its own. Compared with the NumPy
+    reference stepped per parameter, and resumed from a state dict mid-run."""
+    import rmsopt
+    from rmsopt._kernels.reference import Reference
+    m = cnn()
+    opt = rt.LaProp(m.parameters(), lr=2e-2, weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    params = list(m.parameters())
+    refs = [Reference("laprop", rmsopt.LaProp(np.zeros(1), lr=2e-2, weight_decay=0.1).hyper,
+                      p.detach().numpy().astype(np.float64)) for p in params]
+    for s in range(8):
+        opt.zero_grad()
+        loss_of(m).backward()
+        if s in (2, 3, 5):
+            params[0].grad = None  # frozen for these steps
+        lr = opt.param_groups[0]["lr"]
+        for p, ref in zip(params, refs):
+            if p.grad is not None:
+                ref.step(p.grad.detach().numpy().astype(np.float64), lr=lr)
+        opt.step()
+        sched.step()
+        if s == 4:  # resume from a state dict: the averages come back per parameter
+            d = opt.state_dict()
+            assert d["state"][0]["exp_avg_lr_1"].item() != d["state"][1]["exp_avg_lr_1"].item()
+            opt = rt.LaProp(m.parameters(), lr=2e-2, weight_decay=0.1)
+            opt.load_state_dict(d)
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5,
+                                                    last_epoch=s)
+        for p, ref in zip(params, refs):
+            np.testing.assert_allclose(p.detach().numpy().reshape(-1), ref.params[0],
+                                       rtol=1e-12, atol=1e-15)
+    assert opt.state[params[0]]["step"].item() == 5 and opt.state[params[1]]["step"].item() == 8

@@ -114,7 +114,7 @@ def task_table(sizes, task_size):
 _step_kernels = {}
 
 
-def step_kernel(rule, flags, common, slots, parallel):
+def step_kernel(rule, flags, common, active, parallel):
     """The compiled step for one rule variant (built once, then memoised).
 
     Parameters
@@ -124,19 +124,19 @@ def step_kernel(rule, flags, common, slots, parallel):
     flags, common : namedtuple
         The rule's switches and the gradient preparation switches
         (:class:`rmsopt.rules.Common`), baked in as constants.
-    slots : tuple of 3 bool
+    active : tuple of 3 bool
         Which state slots the variant reads and writes; an unused slot is
         never touched, so it costs no memory traffic.
     parallel : bool
         ``prange`` over tasks with threads, or a plain loop.
     """
-    key = (rule, flags, common, slots, parallel)
+    key = (rule, flags, common, active, parallel)
     if key not in _step_kernels:
-        _step_kernels[key] = _build_step(rule, flags, common, slots, parallel)
+        _step_kernels[key] = _build_step(rule, flags, common, active, parallel)
     return _step_kernels[key]
 
 
-def update_loop(rule, flags, common, slots):
+def update_loop(rule, flags, common, active):
     """``update(p, q, g, v0, v1, v2, c, h)``: the element loop of one variant, inlined.
 
     Reads the parameters from ``p`` and writes the updated ones to ``q`` (``q`` is
@@ -145,7 +145,7 @@ def update_loop(rule, flags, common, slots):
     updated in place; all of one length. The step kernels run it on each task's
     slice; the compiled minimize loop calls it directly on small problems.
     """
-    use0, use1, use2 = slots
+    use0, use1, use2 = active
 
     @njit(inline="always")
     def update(p, q, g, v0, v1, v2, c, h):
@@ -169,8 +169,8 @@ def update_loop(rule, flags, common, slots):
     return update
 
 
-def _build_step(rule, flags, common, slots, parallel):
-    update = update_loop(rule, flags, common, slots)
+def _build_step(rule, flags, common, active, parallel):
+    update = update_loop(rule, flags, common, active)
 
     @njit(parallel=parallel, **JIT)
     def step(paddr, qaddr, gaddr, size, offset, tasks, s0, s1, s2, c, h, count):
@@ -195,7 +195,7 @@ def _build_step(rule, flags, common, slots, parallel):
         counter = carray(_pointer(count), 1, np.int64)
         counter[0] += 1
 
-    return cached(step, (rule, flags, common, slots))
+    return cached(step, (rule, flags, common, active))
 
 
 @njit(inline="always")

@@ -28,8 +28,8 @@ Global-norm clipping
     Reduced on the device in the fixed order of
     :func:`rmsopt._kernels.cpu.task_sum_squares` (one thread per lane, lanes
     combined by pairwise halving in shared memory, task partials added in task
-    order by one thread), in float64; the clip factor
-    :func:`rmsopt.rules.clip_factor` is computed on the device too and read by
+    order by one thread), in float64; the clip scale
+    :func:`rmsopt.rules.clip_scale` is computed on the device too and read by
     the step kernel, so a clipped step has no host round trip. These two
     kernels are float64 by design (accumulation); the step kernels of float32
     arrays contain no float64 arithmetic.
@@ -51,6 +51,7 @@ from numba.core.dispatcher import Dispatcher
 from .. import _config, rules
 from . import cpu
 from .devices import is_device_array
+from .layout import Layout
 
 SIMULATOR = bool(cuda.config.ENABLE_CUDASIM)
 JIT = dict(fastmath=_config.FASTMATH)
@@ -148,26 +149,26 @@ else:
 _step_kernels = {}
 
 
-def step_kernel(rule, flags, common, slots):
+def step_kernel(rule, flags, common, active):
     """The CUDA step for one rule variant (built once, then memoised).
 
     Same arguments as :func:`rmsopt._kernels.cpu.step_kernel`, without
     ``parallel``. The kernel compiles once per dtype.
     """
-    key = (rule, flags, common, slots)
+    key = (rule, flags, common, active)
     if key not in _step_kernels:
-        _step_kernels[key] = _build_step(rule, flags, common, slots)
+        _step_kernels[key] = _build_step(rule, flags, common, active)
     return _step_kernels[key]
 
 
-def _build_step(rule, flags, common, slots):
-    use0, use1, use2 = slots
+def _build_step(rule, flags, common, active):
+    use0, use1, use2 = active
     rule = getattr(R, rule.py_func.__name__)
     prepare, decay, scalars = R.prepare_gradient, R.decay_parameter, rules.CommonScalars
 
     @cuda.jit(**JIT)
     def step(paddr, gaddr, offset, tasks, s0, s1, s2, c, h, scale):
-        if common.clip_norm:  # the clip factor comes from the device reduction
+        if common.clip_norm:  # the clip scale comes from the device reduction
             c = scalars(scale[0], scale[1], c.clip, c.neg_clip, c.wd, c.decay)
         for t in range(cuda.blockIdx.x, tasks.shape[0], cuda.gridDim.x):
             j = tasks[t, 0]
@@ -232,7 +233,7 @@ def _build_sum_squares(lanes_n):
 
 @cuda.jit(**JIT)
 def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
-    """``scale[:2]``: the clip factor of the global norm (split by
+    """``scale[:2]``: the clip scale of the global norm (split by
     :func:`rmsopt.rules.split_scale`), the partials added in task order.
 
     One block of a warp (the usual path is one thread's sum, the other rare).
@@ -286,7 +287,7 @@ def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
                 total += partial[t]
             norm = m * math.sqrt(total)
     if lane == 0:
-        scale[0], scale[1] = R.split_scale(R.clip_factor(norm, clip_norm, np.float64(1)))
+        scale[0], scale[1] = R.split_scale(R.clip_scale(norm, clip_norm, np.float64(1)))
 
 
 @cuda.jit(**JIT)
@@ -466,26 +467,18 @@ def all_finite(arr):
     return not flag.copy_to_host()[0]
 
 
-class Layout:
-    """Where each parameter array lives in the flat state, and the device tables.
+class DeviceLayout(Layout):
+    """Where each device parameter array lives in the flat state, and the device tables.
 
-    Attributes
-    ----------
-    size, offset : int64 arrays
-        Element count of each array and its start in the flat state.
-    tasks : (T, 3) int64 array
-        The reduction's task table (the CPU kernels' rows, for the same order).
-    n : int
-        Total number of elements.
+    ``size``, ``offset``, ``tasks`` (the reduction's task table: the CPU kernels' rows, for
+    the same order) and ``n`` as :class:`rmsopt._kernels.layout.Layout`; the step's and the
+    reduction's grids and the tables they read, on the device.
     """
 
     parallel = False
 
     def __init__(self, arrays):
-        self.size = np.array([a.size for a in arrays], dtype=np.int64)
-        self.offset = np.concatenate(([0], np.cumsum(self.size)[:-1])).astype(np.int64)
-        self.n = int(self.size.sum())
-        self.tasks = cpu.task_table(self.size.tolist(), _config.TASK_SIZE)
+        super().__init__(arrays)
         step_tasks = cpu.task_table(self.size.tolist(), _config.CUDA_TASK_SIZE)
         self.step_grid = _grid(step_tasks.shape[0], _config.CUDA_THREADS_PER_BLOCK)
         self.lanes = _config.REDUCE_LANES
@@ -511,13 +504,13 @@ class _Addresses:
         return self.device
 
 
-def step_function(rule, flags, common, slots, layout, dtype, state, clip_norm):
+def step_function(rule, flags, common, active, layout, dtype, state, clip_norm):
     """``step(grads, c, h)`` for fixed parameters, state and variant (the per-step path).
 
     ``grads`` are validated :class:`_Array` records. With ``clip_norm`` the
-    clip factor is reduced on the device first; ``c.gscale`` is then ignored.
+    clip scale is reduced on the device first; ``c.clip_scale`` is then ignored.
     """
-    kernel = step_kernel(rule.kernel, flags, common, slots)
+    kernel = step_kernel(rule.kernel, flags, common, active)
     reduce = sum_squares_kernel(layout.lanes)
     gaddr = _Addresses(len(layout.size))
     scale = cuda.to_device(np.ones(2, dtype=dtype))

@@ -24,7 +24,7 @@ from ..rules import DECOUPLED_DECAY, L2_DECAY
 def prepare_gradient(p, g, c, f):
     """Clipping, maximize, L2 decay of a whole gradient; decoupled decay of ``p``."""
     if f.clip_norm:
-        g = g * c.gscale * c.gscale_pow2
+        g = g * c.clip_scale * c.clip_pow2
     if f.clip_value:
         g = np.where(g > c.clip, c.clip, np.where(g < c.neg_clip, c.neg_clip, g))
     if f.maximize:
@@ -107,9 +107,19 @@ def adabelief(p, g, m, s, unused, h, f):
     return p - h.lr * (m_hat / (np.sqrt(s_hat) + h.eps)), m, s, None
 
 
+def laprop(p, g, m, nu, unused, h, f):
+    nu = h.beta2 * nu + h.one_minus_beta2 * np.square(g)
+    normalised = g / (np.sqrt(nu / h.bias2) + h.eps)
+    m = h.beta1 * m + h.lr_momentum * normalised
+    p = p - h.step_size * m
+    if f.decay_after:  # timm: decoupled decay on the updated parameters
+        p = p - h.lr_decay * p
+    return p, m, nu, None
+
+
 #: rule name -> the element-wise step above (``rmsopt.rules.RULES`` has the same names)
 STEPS = {"rmsprop": rmsprop, "sgd": sgd, "adagrad": adagrad, "adadelta": adadelta, "adam": adam,
-         "lion": lion, "adabelief": adabelief}
+         "lion": lion, "adabelief": adabelief, "laprop": laprop}
 
 
 def global_norm(grads):
@@ -140,10 +150,10 @@ def global_norm(grads):
 SLOTS = {"rmsprop": ("nu", "mu", "buf"), "sgd": ("buf", None, None),
          "adagrad": ("acc", None, None), "adadelta": ("nu", "u", None),
          "adam": ("m", "v", "vmax"), "lion": ("mu", None, None),
-         "adabelief": ("mu", "nu", None)}
+         "adabelief": ("mu", "nu", None), "laprop": ("mu", "nu", None)}
 
 
-def derive_scalars(rule, hyper, t, lr, grads=None):
+def derive_scalars(rule, hyper, t, lr, grads=None, lr_average=None):
     r"""The float64 scalars of step ``t`` (from 1) with learning rate ``lr``, as a dict.
 
     ``rule`` is the rule's name (``"rmsprop"``, ``"sgd"``, ``"adagrad"``, ``"adadelta"``,
@@ -160,6 +170,10 @@ def derive_scalars(rule, hyper, t, lr, grads=None):
     * Lion: ``one_minus_beta1/2`` (Chen et al., as optax).
     * AdaBelief: ``one_minus_beta1/2``, ``bias1`` :math:`= 1 - \beta_1^t`, ``bias2``
       :math:`= 1 - \beta_2^t`, ``eps_root`` (Zhuang et al., as optax).
+    * LaProp: ``step_size`` :math:`= \eta / A_t` (0 if :math:`A_t = 0`) from ``lr_average``
+      :math:`A_t`, the running average of the rates including this step's (kept by
+      :class:`Reference`); ``lr_momentum`` :math:`= \eta (1 - \beta_1)`, ``bias2``
+      :math:`= 1 - \beta_2^t`, ``lr_decay`` :math:`= \eta\lambda` (timm).
     * All: ``wd``; ``decay`` :math:`= 1 - \eta\lambda` (decoupled weight decay, with the
       step's ``lr``, before AdaGrad's decay); ``clip`` and ``neg_clip`` :math:`= \pm v`;
       ``scale`` :math:`= \min(1, c / \lVert g \rVert_2)` for ``clip_norm`` :math:`c`, the
@@ -186,6 +200,11 @@ def derive_scalars(rule, hyper, t, lr, grads=None):
         k.update(beta1=b1, one_minus_beta1=1.0 - b1, beta2=b2, one_minus_beta2=1.0 - b2,
                  eps_root=hyper["eps_root"], bias1=1.0 - b1 ** float(t),
                  bias2=1.0 - b2 ** float(t))
+    elif rule == "laprop":
+        b1, b2 = hyper["beta1"], hyper["beta2"]
+        k.update(beta1=b1, beta2=b2, one_minus_beta2=1.0 - b2, lr_momentum=lr * (1.0 - b1),
+                 step_size=lr / lr_average if lr_average != 0.0 else 0.0,
+                 bias2=1.0 - b2 ** float(t), lr_decay=lr * hyper["weight_decay"])
     elif rule == "lion":
         b1, b2 = hyper["beta1"], hyper["beta2"]
         k.update(beta1=b1, one_minus_beta1=1.0 - b1, beta2=b2, one_minus_beta2=1.0 - b2)
@@ -208,6 +227,9 @@ def _flags(rule, hyper):
     f.weight_decay = (0 if not decay else DECOUPLED_DECAY if hyper["decoupled_weight_decay"]
                       else L2_DECAY)
     f.clip_norm, f.clip_value = hyper["clip_norm"] is not None, hyper["clip_value"] is not None
+    f.decay_after = rule == "laprop" and f.weight_decay == DECOUPLED_DECAY  # timm's order
+    if f.decay_after:
+        f.weight_decay = 0
     return f
 
 
@@ -217,7 +239,7 @@ def active_slots(rule, hyper):
     use = {"rmsprop": (True, hyper.get("centered"), momentum), "sgd": (momentum, False, False),
            "adagrad": (True, False, False), "adadelta": (True, True, False),
            "adam": (True, True, hyper.get("amsgrad")), "lion": (True, False, False),
-           "adabelief": (True, True, False)}[rule]
+           "adabelief": (True, True, False), "laprop": (True, True, False)}[rule]
     first = {"rmsprop": hyper.get("initial_scale"),
              "adagrad": hyper.get("initial_accumulator_value")}.get(rule, 0.0)
     return [(name, value) if used else None
@@ -230,7 +252,7 @@ def _split(s):
     return (s * 2.0 ** 100, 2.0 ** -100) if s < 2.0 ** -100 else (s, 1.0)
 
 
-def step(rule, hyper, t, lr, params, grads, state, scale_as_kernels=False):
+def step(rule, hyper, t, lr, params, grads, state, scale_as_kernels=False, lr_average=None):
     """One step of every array from the reference's own scalars (:func:`derive_scalars`).
 
     ``params`` and ``grads`` are lists of arrays of one float dtype, ``state`` maps each
@@ -245,7 +267,7 @@ def step(rule, hyper, t, lr, params, grads, state, scale_as_kernels=False):
     module's.
     """
     dtype = np.dtype(params[0].dtype).type
-    k = derive_scalars(rule, hyper, t, lr, grads)
+    k = derive_scalars(rule, hyper, t, lr, grads, lr_average)
     h = SimpleNamespace(**{name: dtype(v) for name, v in k.items()})
     f = _flags(rule, hyper)
     fn = STEPS[rule]
@@ -284,6 +306,7 @@ class Reference:
     def __init__(self, rule, hyper, params, scale_as_kernels=False):
         arrays = params if isinstance(params, (list, tuple)) else [params]
         self.rule, self.hyper, self.t = rule, dict(hyper), 0
+        self.lr_average = 0.0  # LaProp's A_t
         self.params = [np.array(a).reshape(-1) for a in arrays]
         self.scale_as_kernels = scale_as_kernels
         self.state = {s[0]: [np.full_like(a, s[1]) for a in self.params]
@@ -294,8 +317,11 @@ class Reference:
         grads = [np.asarray(g).reshape(-1) for g in grads]
         self.t += 1
         lr = self.hyper["lr"] if lr is None else lr
+        if self.rule == "laprop":  # A_t = beta1 A_{t-1} + (1 - beta1) lr_t
+            b1 = self.hyper["beta1"]
+            self.lr_average = self.lr_average * b1 + (1.0 - b1) * float(lr)
         self.params, self.state = step(self.rule, self.hyper, self.t, lr, self.params, grads,
-                                       self.state, self.scale_as_kernels)
+                                       self.state, self.scale_as_kernels, self.lr_average)
 
     def flat_state(self):
         return {name: np.concatenate(arrays) for name, arrays in self.state.items()}
