@@ -11,6 +11,13 @@ every array, so a truncated or altered
 file is detected on load. Files are read with ``allow_pickle=False`` and
 written atomically (a temporary file in the same folder, then ``os.replace``;
 see :func:`save` for symlinks, modes and leftovers).
+
+Versions: 1 is an optimizer without param groups (files of every rmsopt so far). 2 is an
+optimizer with param groups (:mod:`rmsopt.groups`): the header has ``format``,
+``version``, ``optimizer``, ``t`` and ``groups``, a list holding each group's version-1
+header (with its own ``t``, equal to the shared one), and the members of group ``g`` are
+named ``group<g>_param_<i>`` and ``group<g>_state_<slot>``. An optimizer without groups
+writes version 1 as before, and each kind refuses the other's files in words.
 """
 
 import hashlib
@@ -25,13 +32,22 @@ import numpy as np
 
 FORMAT = "rmsopt-checkpoint"
 VERSION = 1
+#: The version of a checkpoint of an optimizer with param groups (see the module doc).
+GROUPS_VERSION = 2
 _KEYS = ("format", "version", "optimizer", "rule", "hyper", "t", "dtype", "shapes", "params",
          "state")
+_GROUPS_KEYS = ("format", "version", "optimizer", "t", "groups")
 
 
 def make(**fields):
     """A state dict: the header fields plus ``params`` (list) and ``state`` (dict) arrays."""
     return dict(format=FORMAT, version=VERSION, **fields)
+
+
+def make_groups(**fields):
+    """The state dict of an optimizer with param groups: ``optimizer``, ``t`` and
+    ``groups`` (a list of :func:`make` state dicts, one per group)."""
+    return dict(format=FORMAT, version=GROUPS_VERSION, **fields)
 
 
 def _digest(a):
@@ -70,6 +86,10 @@ def validate(d, *, optimizer, rule, dtype, shapes, hyper_keys, nonnegative=(), c
     """
     if not isinstance(d, dict):
         raise TypeError(f"state dict must be a dict, got {type(d).__name__}")
+    if "groups" in d:
+        raise ValueError("checkpoint holds param groups (it was saved by an optimizer built "
+                         "with a list of group dicts); load it into one built with the same "
+                         "groups")
     missing = [k for k in _KEYS if k not in d]
     if missing:
         raise ValueError(f"state dict lacks {', '.join(missing)}")
@@ -136,6 +156,45 @@ def _carry(value, carried):
     return float(v)
 
 
+def validate_groups(d, *, optimizer, groups):
+    """Check the frame of a :func:`make_groups` state dict against a live optimizer with
+    ``groups`` param groups; return it or raise ValueError.
+
+    Each group's own state dict is checked by that group's optimizer (:func:`validate`);
+    here: the format and version, the optimizer's name, the step count (as
+    :func:`validate` checks it), the number of groups, and each group's ``t`` equal to
+    the shared one.
+    """
+    if not isinstance(d, dict):
+        raise TypeError(f"state dict must be a dict, got {type(d).__name__}")
+    if "groups" not in d and d.get("format") == FORMAT and d.get("version") == VERSION:
+        raise ValueError(f"checkpoint has no param groups (it was saved by an optimizer "
+                         f"built with arrays); this optimizer has {groups} groups")
+    missing = [k for k in _GROUPS_KEYS if k not in d]
+    if missing:
+        raise ValueError(f"state dict lacks {', '.join(missing)}")
+    if d["format"] != FORMAT or type(d["version"]) is not int \
+            or d["version"] != GROUPS_VERSION:
+        raise ValueError(f"unsupported checkpoint format {d['format']!r} version {d['version']!r}")
+    if not isinstance(d["optimizer"], str) or d["optimizer"] != optimizer:
+        raise ValueError(f"checkpoint is for optimizer {d['optimizer']!r}, this optimizer has "
+                         f"{optimizer!r}")
+    t = d["t"]
+    if not _is_int(t) or not 0 <= t <= MAX_T:
+        raise ValueError(f"checkpoint step count t={t!r} is invalid (an integer in "
+                         f"[0, 2**62] expected)")
+    parts = d["groups"]
+    if not isinstance(parts, (list, tuple)) or not all(isinstance(p, dict) for p in parts):
+        raise ValueError("checkpoint groups must be a list of state dicts")
+    if len(parts) != groups:
+        raise ValueError(f"checkpoint has {len(parts)} param groups, this optimizer has {groups}")
+    for g, part in enumerate(parts):
+        if "t" in part and not (_is_int(part["t"]) and part["t"] == t):
+            raise ValueError(f"checkpoint param_groups[{g}] has step count t={part['t']!r}, "
+                             f"but the checkpoint's is {t}")
+    return dict(d, t=int(t))
+
+
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -184,10 +243,16 @@ def save(path, d):
         mode = stat.S_IMODE(st.st_mode)
     folder, name = os.path.split(target)
     _clean_stale(folder, name)
-    arrays = {f"param_{i}": p for i, p in enumerate(d["params"])}
-    arrays.update({f"state_{k}": v for k, v in d["state"].items()})
-    header = {k: v for k, v in d.items() if k not in ("params", "state")}
-    header["state_slots"] = list(d["state"])
+    parts = _parts(d)
+    arrays = {}
+    for prefix, part in parts:
+        arrays.update({f"{prefix}param_{i}": p for i, p in enumerate(part["params"])})
+        arrays.update({f"{prefix}state_{k}": v for k, v in part["state"].items()})
+    if "groups" in d:
+        header = {k: v for k, v in d.items() if k != "groups"}
+        header["groups"] = [_part_header(part) for _, part in parts]
+    else:
+        header = _part_header(d)
     header["sha256"] = {k: _digest(v) for k, v in arrays.items()}
     tmp = os.path.join(folder, f".{name}.rmsopt-{os.getpid()}-{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
@@ -205,6 +270,24 @@ def save(path, d):
         raise
 
 
+def _parts(d):
+    """``[(member prefix, part)]``: the state dict or header itself, or (version 2) each
+    group's."""
+    if "groups" not in d:
+        return [("", d)]
+    groups = d["groups"]
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError("its groups is not a list of objects")
+    return [(f"group{g}_", part) for g, part in enumerate(groups)]
+
+
+def _part_header(part):
+    """The JSON header of one optimizer's (or group's) state dict."""
+    header = {k: v for k, v in part.items() if k not in ("params", "state")}
+    header["state_slots"] = list(part["state"])
+    return header
+
+
 def _declared(z, name):
     """The ``(shape, dtype)`` that member ``name`` of an open npz declares, read from its
     ``.npy`` header only (so that a damaged header cannot make ``load`` allocate)."""
@@ -216,8 +299,9 @@ def _declared(z, name):
     return shape, dtype
 
 
-def _expected_members(header):
-    """``{member: (shape, dtype)}`` that a checkpoint's own header implies."""
+def _expected_members(header, prefix=""):
+    """``{member: (shape, dtype)}`` that a checkpoint's own header (or a group's, its
+    members named with ``prefix``) implies."""
     shapes = _shapes(header.get("shapes"))
     slots = header.get("state_slots")
     if not isinstance(slots, list) or not all(isinstance(k, str) for k in slots):
@@ -227,8 +311,8 @@ def _expected_members(header):
     except TypeError:
         raise ValueError(f"its dtype {header.get('dtype')!r} is not a dtype") from None
     n = sum(math.prod(s) for s in shapes)
-    members = {f"param_{i}": (tuple(s), dtype) for i, s in enumerate(shapes)}
-    members.update({f"state_{k}": ((n,), dtype) for k in slots})
+    members = {f"{prefix}param_{i}": (tuple(s), dtype) for i, s in enumerate(shapes)}
+    members.update({f"{prefix}state_{k}": ((n,), dtype) for k in slots})
     return members
 
 
@@ -243,7 +327,10 @@ def load(path):
             header = json.loads(str(z["header"][()]))
             if not isinstance(header, dict):
                 raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
-            expected = _expected_members(header)
+            parts = _parts(header)
+            expected = {}
+            for prefix, part in parts:
+                expected.update(_expected_members(part, prefix))
             members = [k for k in z.files if k != "header"]
             if set(members) != set(expected):
                 raise ValueError("its members do not match its header")
@@ -259,13 +346,14 @@ def load(path):
     except ValueError as e:
         raise ValueError(f"checkpoint {path!r} is truncated or corrupted: {e}") from e
     digests = header.pop("sha256", None)
-    slots = header.pop("state_slots", None)
     if not isinstance(digests, dict) or set(digests) != set(arrays):
         raise ValueError(f"checkpoint {path!r} is corrupted: its members do not match its header")
     for k, a in arrays.items():
         if _digest(a) != digests[k]:
             raise ValueError(f"checkpoint {path!r} is corrupted: {k} fails its checksum")
-    n_params = len(header.get("shapes", []))
-    header["params"] = [arrays.get(f"param_{i}") for i in range(n_params)]
-    header["state"] = {k: arrays.get(f"state_{k}") for k in slots}
+    for prefix, part in parts:
+        slots = part.pop("state_slots", None)
+        n_params = len(part.get("shapes", []))
+        part["params"] = [arrays.get(f"{prefix}param_{i}") for i in range(n_params)]
+        part["state"] = {k: arrays.get(f"{prefix}state_{k}") for k in slots}
     return header

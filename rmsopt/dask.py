@@ -176,6 +176,10 @@ class Optimizer:
     def __init__(self, params, **options):
         if self.optimizer is None:
             raise TypeError("use a subclass of rmsopt.dask.Optimizer (RMSprop, Adam, ...)")
+        if any(grouped.takes(params) for grouped in _optimizer.GROUPS):
+            raise TypeError("the Dask optimizers take one dask array, no param groups; param "
+                            "groups (a list of dicts) are for the in-memory optimizers "
+                            "(rmsopt.RMSprop([{'params': ...}, ...]))")
         _check_chunked(params, "params")
         if params.dtype not in (np.float32, np.float64):
             raise ValueError(f"params has dtype {params.dtype}; expected float32 or float64 "

@@ -9,7 +9,8 @@ those arrays in place::
 
 ``params`` is one writable, C-contiguous float32/float64 array of any shape,
 or a list of them (all of one dtype). A step updates every array with a single
-kernel call. The state is kept in flat buffers, one per slot (``opt.state``).
+kernel call. ``params`` may also be torch's param groups, a list of dicts with
+per-group hyperparameters: :mod:`rmsopt.groups`. The state is kept in flat buffers, one per slot (``opt.state``).
 With ``backend="cuda"`` (or ``"auto"`` given device arrays) the parameters,
 gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 """
@@ -121,6 +122,11 @@ def _may_share_any(a, arrays):
 #: optimizers and :func:`precompile`'s defaults all come from here.
 OPTIMIZERS = {}
 
+#: The class that takes param groups (a list of dicts, as torch's), registered by
+#: ``class Grouped(Optimizer, groups=True)`` in :mod:`rmsopt.groups` (imported with rmsopt):
+#: ``RMSprop([{"params": ...}, ...])`` is an RMSprop with that class's bookkeeping.
+GROUPS = []
+
 
 class Optimizer:
     """Base class: bookkeeping only; the math is in :mod:`rmsopt.rules`.
@@ -158,10 +164,17 @@ class Optimizer:
     _build = staticmethod(hyper.rmsprop)
     precompiled = ({},)
 
-    def __init_subclass__(cls, method=None, **kwargs):
+    def __init_subclass__(cls, method=None, groups=False, **kwargs):
         super().__init_subclass__(**kwargs)
         if method is not None:
             OPTIMIZERS[method] = cls
+        if groups:
+            GROUPS.append(cls)
+
+    def __new__(cls, params=None, *args, **kwargs):
+        if GROUPS and not issubclass(cls, GROUPS[0]) and GROUPS[0].takes(params):
+            return super().__new__(GROUPS[0].over(cls))  # param groups: see rmsopt.groups
+        return super().__new__(cls)
 
     def __init__(self, params, options, backend="auto"):
         self._backend = _backend.resolve(backend, params)
@@ -428,11 +441,28 @@ class Optimizer:
             Learning rate for this step only (a schedule), instead of ``hyper["lr"]``.
         """
         with self._lock:
-            grads = self._grad_arrays(grad)
-            lr = self.rate(lr)
-            self._check_writeable()
+            grads, lr = self.check_step(grad, lr)
             if not self._refuse_nonfinite(grads):
                 self.apply(grads, lr)
+
+    def check_step(self, grad, lr=None):
+        """What :meth:`step` checks before it changes anything, without stepping.
+
+        Returns
+        -------
+        grads : list
+            The gradients as :meth:`apply` takes them (1-D arrays of the dtype; device
+            records on CUDA).
+        lr : float
+            The rate of the step (:meth:`rate`).
+
+        Raises the ValueError or TypeError that :meth:`step` would. For callers that
+        step several optimizers as one (:mod:`rmsopt.groups`): all are checked first.
+        """
+        grads = self._grad_arrays(grad)
+        lr = self.rate(lr)
+        self._check_writeable()
+        return grads, lr
 
     @property
     def schedule(self):
@@ -456,19 +486,22 @@ class Optimizer:
         hyper.representable("lr", lr, self._dtype, tiny_ok=True)
         return lr
 
-    def apply(self, grads, lr, src=None, dst=None):
+    def apply(self, grads, lr, src=None, dst=None, clip_scale=None):
         """:meth:`step` after validation, for engines that check once per run: ``grads`` are
         1-D arrays of the dtype that the step does not write, ``lr`` a checked rate.
 
         ``src``, ``dst``: :class:`rmsopt.backend.Buffers` to read the parameters from and
         write them to (an out-of-place step, host backends), each instead of the
-        parameters when None.
+        parameters when None. ``clip_scale``: the clip scale of ``clip_norm``, computed by
+        the caller (from the norm of more gradients than these: :mod:`rmsopt.groups`) on
+        the host backends; None computes it from ``grads``.
         """
         t = self._count.item() + 1
-        clip_scale = 1.0
-        if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
-            norm = self._device.global_norm(self._layout, grads)
-            clip_scale = hyper.clip_scale(norm, self._hyper["clip_norm"])
+        if clip_scale is None:
+            clip_scale = 1.0
+            if self._hyper["clip_norm"] is not None and not self._device.clips_on_device:
+                norm = self._device.global_norm(self._layout, grads)
+                clip_scale = hyper.clip_scale(norm, self._hyper["clip_norm"])
         carry = self.advance_carry(lr)
         c, h = self.host_scalars(t, lr, clip_scale, carry)
         args = (grads, c, h) if src is None and dst is None else (grads, c, h, src, dst)
@@ -663,8 +696,10 @@ class RMSprop(Optimizer, method="rmsprop"):
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        Writable, C-contiguous float32/float64 arrays, updated in place.
+    params : ndarray or list of ndarray, or list of dict
+        Writable, C-contiguous float32/float64 arrays, updated in place; or param groups,
+        ``[{"params": [...], "lr": ...}, ...]``, each overriding any of the keywords below
+        (:mod:`rmsopt.groups`).
     lr : float or callable, default 1e-3 (or the convention's)
         Learning rate :math:`\eta` (0 is a valid step), or a schedule ``lr(t)`` of the
         steps taken so far (:mod:`rmsopt.schedules`; saved in checkpoints).

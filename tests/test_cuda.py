@@ -589,6 +589,57 @@ def test_checkpoints_move_between_cpu_and_cuda(tmp_path):
     assert_same(d.copy_to_host(), x)
 
 
+# ------------------------------------------------------------- param groups
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_param_groups_on_cuda_equal_the_cpu_and_resume(dtype, tmp_path):
+    """rmsopt.groups is backend-agnostic: each group's optimizer runs on the device, with
+    per-group hyperparameters, a group's own clip_norm, the shared t and checkpoints."""
+    rng = np.random.default_rng(11)
+    x0 = [rng.standard_normal(s).astype(dtype) for s in [(4, 5), (7,), (2, 3)]]
+
+    def build(arrays, backend):
+        return rmsopt.RMSprop([{"params": arrays[:2], "lr": 1e-2, "clip_norm": 1.0},
+                               {"params": arrays[2:], "momentum": 0.0, "centered": False}],
+                              lr=1e-3, momentum=0.9, centered=True, backend=backend)
+
+    xs, ds = [a.copy() for a in x0], to_device(x0)
+    opt_cpu, opt_gpu = build(xs, "cpu"), build(ds, "cuda")
+    assert opt_gpu.backend == "cuda"
+    for t in range(1, 5):
+        grads = [gradient(a, t, k) for k, a in enumerate(xs)]
+        opt_cpu.step(grads)
+        opt_gpu.step(to_device(grads))
+    for a, b in zip(to_host(ds), xs):
+        assert_same(a, b)
+    for s_gpu, s_cpu in zip(opt_gpu.state, opt_cpu.state):
+        for k in s_cpu:
+            assert_same(s_gpu[k].copy_to_host(), s_cpu[k], err_msg=k)
+    opt_gpu.save(tmp_path / "groups.npz")
+    resumed = build(to_device([np.zeros_like(a) for a in x0]), "cuda")
+    resumed.load(tmp_path / "groups.npz")
+    assert resumed.t == 4
+    opt_cpu.load(tmp_path / "groups.npz")  # a CUDA checkpoint resumes on the CPU too
+    for a, b in zip(to_host(resumed.param_groups[0]["params"]), to_host(ds[:2])):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_cuda
+def test_param_groups_sharing_clip_norm_are_refused_on_cuda():
+    ds = to_device([np.ones(3), np.ones(2)])
+    with pytest.raises(ValueError, match=r"param_groups\[0, 1\] share clip_norm=1.0, a joint "
+                                         "norm over several groups, which backend='cuda' does "
+                                         "not support"):
+        rmsopt.Adam([{"params": [ds[0]]}, {"params": [ds[1]]}], clip_norm=1.0)
+    opt = rmsopt.Adam([{"params": [ds[0]]}, {"params": [ds[1]], "clip_norm": 2.0}],
+                      clip_norm=1.0)  # each group its own value: accepted
+    opt.param_groups[1]["clip_norm"] = 1.0
+    with pytest.raises(ValueError, match="joint norm over several groups"):
+        opt.step(to_device([np.ones(3), np.ones(2)]))
+    assert opt.t == 0
+
+
 # --------------------------------------------------------------- minimize
 
 A = np.linspace(0.5, 3.0, 5)

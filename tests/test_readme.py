@@ -33,6 +33,9 @@ CHECKS = {
         "[1. 1.] 132917 0" in out and ns["res"].success),
     'opt.save("run.npz")': lambda ns, out, d: (
         ns["opt"].t == 2000 and np.abs(ns["w"] - 1).max() < 0.05 and (d / "run.npz").exists()),
+    '"lr": 5e-2}': lambda ns, out, d: (  # param groups
+        ns["opt"].t == 1500 and out.strip() == "1500 [0.005, 0.05] 0.5"
+        and (d / "groups.npz").exists() and np.abs(ns["W"] - np.linspace(-1, 1, 8)).max() < 0.05),
     "step_rows(rows": lambda ns, out, d: (  # "only rows 7 and 42 moved"
         ns["opt"].t == 1 and set(np.flatnonzero(ns["E"].any(axis=1))) == {7, 42}),
     "rmsopt.plot.save": lambda ns, out, d: (
