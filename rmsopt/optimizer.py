@@ -10,7 +10,8 @@ those arrays in place::
 ``params`` is one writable, C-contiguous float32/float64 array of any shape,
 or a list of them (all of one dtype). A step updates every array with a single
 kernel call. ``params`` may also be torch's param groups, a list of dicts with
-per-group hyperparameters: :mod:`rmsopt.groups`. The state is kept in flat buffers, one per slot (``opt.state``).
+per-group hyperparameters: :mod:`rmsopt.groups`. The state is kept in flat buffers,
+one per slot (``opt.state``).
 With ``backend="cuda"`` (or ``"auto"`` given device arrays) the parameters,
 gradients and state are device arrays, see :mod:`rmsopt._kernels.cuda`.
 """
