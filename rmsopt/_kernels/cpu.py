@@ -34,6 +34,10 @@ from .. import _config, rules
 from .cache import cached
 
 JIT = dict(error_model=_config.ERROR_MODEL, fastmath=_config.FASTMATH, nogil=True)
+# For functions called only from other kernels: Numba then builds no wrapper that converts
+# Python arguments (namedtuples of scalars, arrays), about half of a task function's LLVM
+# time (measured 0.22 -> 0.06 s) and a quarter of its kernel's.
+INNER = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
 # Views and counters are built by intrinsics, straight from the addresses: Numba's
@@ -292,7 +296,7 @@ def _build_task(rule, flags, common, slots, in_place):
     update = update_loop(rule, flags, common, slots)
     use0, use1, use2 = slots
 
-    @njit(**JIT)
+    @njit(**INNER)
     def task(t, paddr, qaddr, gaddr, offset, tasks, s0, s1, s2, c, h):
         j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
         n = hi - lo
@@ -346,7 +350,7 @@ def task_sum_squares(g, lanes_n):
 
 
 @cached
-@njit(**JIT)
+@njit(**INNER)
 def _task_squares(t, gaddr, tasks, dtype_ref, lanes_n):
     """:func:`task_sum_squares` of row ``t`` of the task table."""
     j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
