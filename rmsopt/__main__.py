@@ -19,9 +19,17 @@ def bench(args):
     """Time one RMSprop step against in-place NumPy, torch and the bandwidth floor, at 1 and
     2 threads, over many arrays against one, rmsopt.torch against torch.optim; then the
     per-iteration costs of minimize, on 2-D Rosenbrock and at 1e6-1e7 variables (time and peak
-    memory)."""
-    from .bench import (arrays_table, minimize_table, scale_table, table, threads_table,
-                        torch_table)
+    memory); last, the time to the first result in fresh interpreters, with an empty and with
+    a filled kernel cache."""
+    from .bench import (
+        arrays_table,
+        first_call_table,
+        minimize_table,
+        scale_table,
+        table,
+        threads_table,
+        torch_table,
+    )
 
     if args.quick:
         sizes, large = (1e3, 1e6), 1e6
@@ -33,6 +41,7 @@ def bench(args):
     torch_table(repeats=5 if args.quick else 20)
     minimize_table(iterations=5000 if args.quick else 20000)
     scale_table(sizes=(1e6,) if args.quick else (1e6, 1e7), iterations=5 if args.quick else 10)
+    first_call_table(repeats=1 if args.quick else 3)
     return 0
 
 

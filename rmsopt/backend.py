@@ -151,7 +151,9 @@ def _counter(count):
     """``(array, address)`` of an int64 step counter: ``count``, or a fresh one that no one
     reads (the caller keeps the array alive while a kernel may use the address)."""
     count = np.zeros(1, dtype=np.int64) if count is None else count
-    return count, int(address(count))
+    # ctypes (~3 us), not the compiled address(): an int64 specialisation of it would cost
+    # a first step in a new process about 0.08 s of compiling
+    return count, count.ctypes.data
 
 
 class Buffers:
@@ -323,10 +325,11 @@ class CpuBackend(HostBackend):
     @staticmethod
     def apply_step(variant, layout, params, grads, state, c, h, out=None):
         """As :meth:`NumpyBackend.apply_step`, with the kernel (no step counter is kept)."""
-        kernel = cpu.step_kernel(variant.rule.kernel, *variant[1:], layout.parallel)
+        in_place = out is None or out is params
+        kernel = cpu.step_kernel(variant.rule.kernel, *variant[1:], layout.parallel, in_place)
         paddr = layout.gaddr(params)
         count, caddr = _counter(None)  # ``count`` stays referenced until the kernel has run
-        args = (paddr, paddr if out is None or out is params else layout.gaddr(out),
+        args = (paddr, paddr if in_place else layout.gaddr(out),
                 layout.gaddr(grads), layout.size, layout.offset, layout.tasks, *state, c, h,
                 caddr)
         _launch(kernel, args, layout.parallel)
@@ -347,23 +350,27 @@ class CpuBackend(HostBackend):
         native call as the update (kept alive by the step). ``clip_norm`` is the
         caller's (host backends get the clip scale in ``c``).
         """
-        kernel = cpu.step_kernel(variant.rule.kernel, *variant[1:], layout.parallel)
         gaddr = np.zeros(len(params), dtype=np.int64)
         fixed = (gaddr, layout.size, layout.offset, layout.tasks, *state)
         count, caddr = _counter(count)
         paddr, parallel = layout.paddr, layout.parallel
-        entry = store = None
+        entries = {}  # in place (True) or not: each kernel compiled when first used
+        store = None
 
         def step(grads, c, h, src=None, dst=None):
-            nonlocal entry, store
+            nonlocal store
             if store is None:  # every step passes the same types: resolve the overloads once
                 store = cpu.entry_point(cpu.store_address, (gaddr, 0, grads[0]))
             for j, g in enumerate(grads):
                 store(gaddr, j, g)
-            args = (paddr if src is None else src.addr, paddr if dst is None else dst.addr,
-                    *fixed, c, h, caddr)
+            p = paddr if src is None else src.addr
+            q = paddr if dst is None else dst.addr
+            in_place = p is q
+            args = (p, q, *fixed, c, h, caddr)
+            entry = entries.get(in_place)
             if entry is None:
-                entry = cpu.entry_point(kernel, args)
+                kernel = cpu.step_kernel(variant.rule.kernel, *variant[1:], parallel, in_place)
+                entry = entries[in_place] = cpu.entry_point(kernel, args)
             _launch(entry, args, parallel)
 
         return step

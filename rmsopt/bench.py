@@ -13,10 +13,18 @@ For each RMSprop variant, dtype and size it times
   machine's memory bandwidth allows.
 
 Times are the minimum over repeats (the least disturbed run on a shared
-machine), reported with their ratio to the floor.
+machine), reported with their ratio to the floor. Then the per-iteration costs of
+``minimize``, and the time to the first result (:func:`first_call_table`): the first
+``opt.step`` and ``minimize`` calls of a fresh interpreter, with an empty kernel cache
+(everything compiled) and a filled one.
 """
 
 import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -551,3 +559,133 @@ def scale_table(sizes=(1e6, 1e7), dtypes=(np.float32, np.float64), out=print, it
                 cells.append(f"{ms:8.2f} ({ratio:4.2f}x) {c[k]['peak'] / 2**20:5.0f}")
             out(f"{np.dtype(dtype).name:<8} {n:6.0e} " + " ".join(f"{s:>22}" for s in cells))
     return results
+
+
+# ------------------------------------------------------- time to the first result
+
+_OBJECTIVES = """
+import numpy as np
+from numba import njit
+
+@njit
+def rosen(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+@njit
+def rosen_der(x):
+    return np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+"""
+
+#: The first calls :func:`first_call_times` times: name -> (set-up code, the call). The set-up
+#: (imports, a README-style @njit objective's definition, not its compilation) is not timed.
+FIRST_CALLS = {
+    "first opt.step": ("import numpy as np, rmsopt\nx, g = np.ones(10), np.ones(10)",
+                       "rmsopt.RMSprop(x).step(g)"),
+    "first compiled minimize": (
+        "import rmsopt" + _OBJECTIVES,
+        "rmsopt.minimize(rosen, np.array([-1.5, 2.0]), jac=rosen_der, options={'maxiter': 100})"),
+    # rmsopt's own share: Numba's one-time set-up (its first compile: 0.3-0.6 s), the
+    # objective's compilation and scipy.optimize's import done beforehand, as a warm-up would
+    "first compiled minimize, warmed-up objective": (
+        "import rmsopt, scipy.optimize" + _OBJECTIVES
+        + "x = np.zeros(2)\nx.flags.writeable = False  # minimize passes a read-only view\n"
+          "rosen(x), rosen_der(x)",
+        "rmsopt.minimize(rosen, np.array([-1.5, 2.0]), jac=rosen_der, options={'maxiter': 100})"),
+    "first Python-objective minimize": (
+        "import rmsopt" + _OBJECTIVES.replace("@njit\n", ""),
+        "rmsopt.minimize(rosen, np.array([-1.5, 2.0]), jac=rosen_der, options={'maxiter': 100})"),
+}
+
+#: Targets of issue #12, seconds on an idle 2-core machine: (empty cache, filled cache).
+FIRST_CALL_TARGETS = {
+    "first opt.step": (1.0, None),
+    "first compiled minimize": (2.0, 0.15),
+    "first compiled minimize, warmed-up objective": (None, 0.15),
+    "first Python-objective minimize": (None, 0.15),
+}
+
+_TIMED = """
+import time
+{setup}
+t0 = time.perf_counter()
+{call}
+print("first-call-seconds", time.perf_counter() - t0)
+"""
+
+
+def _package_parent():
+    return str(pathlib.Path(__file__).resolve().parent.parent)
+
+
+def first_call_seconds(setup, call, cache_dir):
+    """Seconds of ``call`` in a fresh interpreter after ``setup``, kernel cache in ``cache_dir``.
+
+    The interpreter imports this copy of rmsopt (its folder first on ``PYTHONPATH``);
+    ``NUMBA_CACHE_DIR`` points the on-disk kernel cache (:mod:`rmsopt._kernels.cache`)
+    at ``cache_dir``.
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), RMSOPT_CACHE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, (_package_parent(),
+                                                        os.environ.get("PYTHONPATH")))))
+    out = subprocess.run([sys.executable, "-c", _TIMED.format(setup=setup, call=call)], env=env,
+                         capture_output=True, text=True, timeout=600, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"the first call failed:\n{out.stderr[-2000:]}")
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("first-call-seconds")][-1]
+    return float(line.split()[1])
+
+
+def first_call_times(calls=None, repeats=3):
+    """Cold and warm seconds of each first call, each in fresh interpreters.
+
+    Cold: an empty kernel cache (a new temporary directory for every run), so the call
+    compiles everything it needs. Warm: a cache filled by one run of the same call, as a
+    second run of a script finds it. Each is the minimum over ``repeats`` runs, cold and
+    warm interleaved (the least disturbed run on a shared machine).
+
+    Parameters
+    ----------
+    calls : dict, optional
+        name -> (set-up code, call code); default :data:`FIRST_CALLS`.
+    repeats : int
+        Runs of each kind.
+
+    Returns
+    -------
+    dict
+        name -> ``{"cold": seconds, "warm": seconds}``.
+    """
+    calls = FIRST_CALLS if calls is None else calls
+    times = {name: {"cold": np.inf, "warm": np.inf} for name in calls}
+    root = tempfile.mkdtemp(prefix="rmsopt-first-call-")
+    try:
+        for name, (setup, call) in calls.items():
+            filled = pathlib.Path(tempfile.mkdtemp(prefix="filled-", dir=root))
+            first_call_seconds(setup, call, filled)  # fills the cache (a cold run too)
+            for _ in range(repeats):
+                empty = pathlib.Path(tempfile.mkdtemp(prefix="empty-", dir=root))
+                t = times[name]
+                t["cold"] = min(t["cold"], first_call_seconds(setup, call, empty))
+                t["warm"] = min(t["warm"], first_call_seconds(setup, call, filled))
+                shutil.rmtree(empty, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return times
+
+
+def first_call_table(calls=None, repeats=3, targets=None, out=print):
+    """Print :func:`first_call_times` with the targets next to them; returns the times."""
+    targets = FIRST_CALL_TARGETS if targets is None else targets
+    t = first_call_times(calls, repeats)
+    out(f"\ntime to the first result, after import, fresh interpreters (best of {repeats}); "
+        "[s] (target)")
+    width = max(map(len, t)) + 2
+    out(f"  {'':<{width}}{'empty cache':<28}filled cache")
+    for name, row in t.items():
+        cells = []
+        for kind, target in zip(("cold", "warm"), targets.get(name, (None, None))):
+            mark = "" if target is None else \
+                f" (<= {target:g}{'' if row[kind] <= target else '; MISSED'})"
+            cells.append(f"{row[kind]:6.3f}{mark}".ljust(28))
+        out(f"  {name:<{width}}" + "".join(cells).rstrip())
+    return t

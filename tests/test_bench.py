@@ -56,3 +56,56 @@ def test_the_floor_is_serial_where_rmsopt_is():
     bench.floor_step(x, g, [a])
     assert bench._serial_floors[0].signatures and x.size < _config.PARALLEL_THRESHOLD
     np.testing.assert_array_equal(x, 2.0)
+
+
+def test_first_call_table_times_cold_and_warm_runs_in_fresh_interpreters():
+    """Structure only: trivial calls stand in for the compiling ones (no timing asserted)."""
+    calls = {"first opt.step": ("import rmsopt", "pass"),
+             "first compiled minimize": ("import time", "time.sleep(0.01)")}
+    lines = []
+    times = bench.first_call_table(calls, repeats=2, out=lines.append)
+    assert list(times) == list(calls)
+    for t in times.values():
+        assert set(t) == {"cold", "warm"} and all(0 <= v < 60 for v in t.values())
+    assert times["first compiled minimize"]["cold"] >= 0.01
+    assert "empty cache" in lines[1] and "filled cache" in lines[1]
+    assert lines[2].lstrip().startswith("first opt.step") and "(<= 1" in lines[2]
+    assert "(<= 2" in lines[3] and "(<= 0.15" in lines[3]
+
+
+def test_first_call_runs_this_copy_of_rmsopt_with_the_cache_given(tmp_path):
+    import rmsopt
+
+    seconds = bench.first_call_seconds(
+        f"import os, rmsopt\nassert os.environ['NUMBA_CACHE_DIR'] == {str(tmp_path)!r}\n"
+        f"assert rmsopt.__file__ == {rmsopt.__file__!r}", "pass", tmp_path)
+    assert seconds >= 0
+
+
+def test_the_first_calls_are_valid_python():
+    assert set(bench.FIRST_CALL_TARGETS) == set(bench.FIRST_CALLS)
+    for setup, call in bench.FIRST_CALLS.values():
+        compile(bench._TIMED.format(setup=setup, call=call), "<first call>", "exec")
+
+
+def test_cold_runs_get_an_empty_cache_and_warm_runs_the_filled_one(monkeypatch):
+    seen = []
+
+    def fake(setup, call, cache_dir):
+        seen.append((call, cache_dir, cache_dir.exists() and any(cache_dir.iterdir())))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        (cache_dir / "entry").write_text("kernel")
+        return 1.0
+
+    monkeypatch.setattr(bench, "first_call_seconds", fake)
+    times = bench.first_call_times({"a": ("", "a()"), "b": ("", "b()")}, repeats=3)
+    assert times == {"a": {"cold": 1.0, "warm": 1.0}, "b": {"cold": 1.0, "warm": 1.0}}
+    for name in ("a()", "b()"):
+        runs = [(d, filled) for call, d, filled in seen if call == name]
+        fill, rest = runs[0], runs[1:]
+        cold, warm = rest[0::2], rest[1::2]
+        assert not fill[1] and len(cold) == len(warm) == 3
+        assert all(not filled for _, filled in cold)  # each cold run: a new, empty directory
+        assert len({d for d, _ in cold}) == 3 and fill[0] not in {d for d, _ in cold}
+        assert all(d == fill[0] and filled for d, filled in warm)
+    assert not seen[0][1].parent.exists()  # the temporary directories are removed

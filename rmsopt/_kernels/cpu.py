@@ -4,56 +4,151 @@ Parameters may be one array or many. Either way a step is a single kernel call
 over a fixed *task table*: row ``t`` says "elements ``lo:hi`` of array ``j``".
 Arrays are reached through their addresses (kept alive by the caller), and the
 optimizer state is one flat buffer per slot, array ``j`` starting at
-``offset[j]``. A step reads the parameters at ``paddr`` and writes them at
-``qaddr``: the same table for a step in place, a second buffer's for
-``minimize``'s out-of-place steps. ``prange`` spreads the tasks over threads; the serial kernel is
-the same code compiled with ``parallel=False``, so both give identical bits.
+``offset[j]``. A step in place updates the parameters at ``paddr``; an
+out-of-place step (``minimize``'s) reads them at ``paddr`` and writes them at
+``qaddr``, a second buffer's table. Each row of the table is one call of a
+compiled *task function* (:func:`task_kernel`); the step kernel runs the rows
+with ``prange`` over threads or in a plain loop, so serial and threaded steps
+give identical bits and share the compiled element loop.
 
 Kernels are built per (rule, flags) by :func:`step_kernel`, with the flags as
-compile-time constants, and compile once per dtype. A step kernel also adds one
-to an int64 step counter at address ``count``, in the same call as the update.
+compile-time constants, and compile once per dtype, each kind (serial or
+threaded, in place or not) when first used. A step kernel also adds one to an
+int64 step counter at address ``count``, in the same call as the update.
+
+Compile time (a new process with an empty kernel cache pays it): each compiled
+function costs Numba a fixed 0.1-0.3 s besides its size, and ``inline="always"``
+copies the callee's IR at every call site, so a call site of the element loop
+costs about 0.5 s. Hence one call site per kernel, views built by intrinsics,
+the threaded kernel a thin ``prange`` over the task function (Numba's parfor
+passes cost seconds on a large body), and rare paths in kernels of their own.
 """
 
 import numba
 import numpy as np
-from numba import carray, njit, prange, types
-from numba.core import cgutils
+from numba import njit, prange, types
 from numba.extending import intrinsic
+from numba.np import arrayobj
 
 from .. import _config, rules
 from .cache import cached
 
 JIT = dict(error_model=_config.ERROR_MODEL, fastmath=_config.FASTMATH, nogil=True)
+# For functions called only from other kernels: Numba then builds no wrapper that converts
+# Python arguments (namedtuples of scalars, arrays), about half of a task function's LLVM
+# time (measured 0.22 -> 0.06 s) and a quarter of its kernel's.
+INNER = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+
+# Views and counters are built by intrinsics, straight from the addresses: Numba's
+# ``carray`` and slicing type and lower an overload per dtype and rank (about 0.05 s
+# each, and the longest part of the compiled minimize loop's compile was its views).
+
+def _intp(context, builder, value, ty):
+    return context.cast(builder, value, ty, types.intp)
+
+
+def _array_at(context, builder, dtype, pointer, n):
+    """An array struct of ``n`` elements of ``dtype`` at ``pointer``, with no owner."""
+    aryty = types.Array(dtype, 1, "C")
+    itemsize = context.get_abi_sizeof(context.get_data_type(dtype))
+    ary = arrayobj.make_array(aryty)(context, builder)
+    arrayobj.populate_array(ary, data=pointer, shape=[n],
+                            strides=[context.get_constant(types.intp, itemsize)],
+                            itemsize=context.get_constant(types.intp, itemsize), meminfo=None)
+    return ary._getvalue()
 
 
 @intrinsic
-def _pointer(typingctx, address):
-    """The ``int64`` address of an array's first element, as a pointer."""
+def view(typingctx, address, lo, n, like):
+    """Elements ``lo:lo + n`` of the 1-D array of ``like``'s dtype at ``address`` (an int).
+
+    A C-contiguous view that holds no reference (the caller keeps the memory alive)
+    and whose bounds are the caller's to check.
+    """
+    if not (isinstance(address, types.Integer) and isinstance(lo, types.Integer)
+            and isinstance(n, types.Integer) and isinstance(like, types.Array)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        base = builder.inttoptr(_intp(context, builder, args[0], address),
+                                context.get_data_type(like.dtype).as_pointer())
+        pointer = builder.gep(base, [_intp(context, builder, args[1], lo)])
+        return _array_at(context, builder, like.dtype, pointer,
+                         _intp(context, builder, args[2], n))
+
+    return types.Array(like.dtype, 1, "C")(address, lo, n, like), codegen
+
+
+@intrinsic
+def part(typingctx, a, lo, n):
+    """``a[lo:lo + n]`` of a 1-D C-contiguous array, without bounds or reference count."""
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+            and isinstance(lo, types.Integer) and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = arrayobj.make_array(a)(context, builder, value=args[0]).data
+        pointer = builder.gep(data, [_intp(context, builder, args[1], lo)])
+        return _array_at(context, builder, a.dtype, pointer, _intp(context, builder, args[2], n))
+
+    return types.Array(a.dtype, 1, "C")(a, lo, n), codegen
+
+
+@intrinsic
+def increment(typingctx, address):
+    """Add one to the int64 at ``address`` (an int)."""
     if not isinstance(address, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
+        i64 = context.get_value_type(types.int64)
+        pointer = builder.inttoptr(_intp(context, builder, args[0], address), i64.as_pointer())
+        builder.store(builder.add(builder.load(pointer), i64(1)), pointer)
+        return context.get_dummy_value()
 
-    return types.voidptr(address), codegen
-
-
-# Inner loops count with an unsigned index: a signed one could be negative as far as Numba
-# knows, so every access would get a wrap-around select that stops LLVM from vectorising
-# (measured: 3x slower at 2e7 elements).
-_unsigned = njit(inline="always")(lambda n: np.uint64(n))
+    return types.none(address), codegen
 
 
-@njit(inline="always")
-def borrow(a):
+@intrinsic
+def _unsigned(typingctx, n):
+    """``n`` as uint64.
+
+    Inner loops count with an unsigned index: a signed one could be negative as far as
+    Numba knows, so every access would get a wrap-around select that stops LLVM from
+    vectorising (measured: 3x slower at 2e7 elements).
+    """
+    if not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], n, types.uint64)
+
+    return types.uint64(n), codegen
+
+
+@intrinsic
+def borrow(typingctx, a):
     """A view of ``a`` that holds no reference; the caller keeps ``a`` alive.
 
     Numba counts references to an array with atomic increments and decrements
     that it cannot always prune inside a loop with calls and branches (measured:
     three quarters of the compiled minimize loop's time on 2-D Rosenbrock). A
-    view made from the address has no reference count, so those become no-ops.
+    view without an owner has no reference count, so those become no-ops. The
+    same shape, strides and layout as ``a``, writable.
     """
-    return carray(_pointer(a.ctypes.data), a.shape, a.dtype)
+    if not isinstance(a, types.Array):
+        return None
+    result = types.Array(a.dtype, a.ndim, a.layout)
+
+    def codegen(context, builder, signature, args):
+        src = arrayobj.make_array(a)(context, builder, value=args[0])
+        out = arrayobj.make_array(result)(context, builder)
+        arrayobj.populate_array(out, data=src.data, shape=src.shape, strides=src.strides,
+                                itemsize=src.itemsize, meminfo=None)
+        return out._getvalue()
+
+    return result(a), codegen
 
 
 @cached
@@ -112,10 +207,15 @@ def task_table(sizes, task_size):
 
 
 _step_kernels = {}
+_task_kernels = {}
 
 
-def step_kernel(rule, flags, common, active, parallel):
+def step_kernel(rule, flags, common, active, parallel, in_place=True):
     """The compiled step for one rule variant (built once, then memoised).
+
+    ``step(paddr, qaddr, gaddr, size, offset, tasks, s0, s1, s2, c, h, count)``
+    runs :func:`task_kernel`'s function on every row of ``tasks`` and adds one to
+    the int64 at address ``count``.
 
     Parameters
     ----------
@@ -128,11 +228,18 @@ def step_kernel(rule, flags, common, active, parallel):
         Which state slots the variant reads and writes; an unused slot is
         never touched, so it costs no memory traffic.
     parallel : bool
-        ``prange`` over tasks with threads, or a plain loop.
+        ``prange`` over tasks with threads, or a plain loop. Both call the same
+        compiled task function, so they give the same bits, and a process that
+        uses both compiles the element loop once.
+    in_place : bool
+        Update the parameters at ``paddr`` (``qaddr`` is not read: pass ``paddr``),
+        or read them at ``paddr`` and write them at ``qaddr``. Two kernels, each
+        compiled when first used: ``Optimizer.step`` needs only the first,
+        ``minimize``'s Python loop only the second.
     """
-    key = (rule, flags, common, active, parallel)
+    key = (rule, flags, common, active, parallel, in_place)
     if key not in _step_kernels:
-        _step_kernels[key] = _build_step(rule, flags, common, active, parallel)
+        _step_kernels[key] = _build_step(rule, flags, common, active, parallel, in_place)
     return _step_kernels[key]
 
 
@@ -142,7 +249,7 @@ def update_loop(rule, flags, common, active):
     Reads the parameters from ``p`` and writes the updated ones to ``q`` (``q`` is
     ``p`` for a step in place; another buffer for an out-of-place step, which moves
     the same bytes and keeps the previous iterate); the used state arrays are
-    updated in place; all of one length. The step kernels run it on each task's
+    updated in place; all of one length. The task functions run it on each task's
     slice; the compiled minimize loop calls it directly on small problems.
     """
     use0, use1, use2 = active
@@ -169,33 +276,55 @@ def update_loop(rule, flags, common, active):
     return update
 
 
-def _build_step(rule, flags, common, active, parallel):
+def task_kernel(rule, flags, common, active, in_place=True):
+    """``task(t, paddr, qaddr, gaddr, offset, tasks, s0, s1, s2, c, h)``: the step of row
+    ``t`` of the task table, for one rule variant (built once, memoised, cached on disk).
+
+    In place, the element loop reads and writes the parameters through one view, so
+    that LLVM knows that ``p[k]`` is stored where it was loaded and vectorises; with
+    two views of the same memory its run-time overlap check fails and the scalar loop
+    runs (measured: 3.9x slower at 5e6 float32). Out of place, it reads ``paddr``'s
+    arrays and writes ``qaddr``'s.
+    """
+    key = (rule, flags, common, active, in_place)
+    if key not in _task_kernels:
+        _task_kernels[key] = _build_task(rule, flags, common, active, in_place)
+    return _task_kernels[key]
+
+
+def _build_task(rule, flags, common, active, in_place):
     update = update_loop(rule, flags, common, active)
+    use0, use1, use2 = active
+
+    @njit(**INNER)
+    def task(t, paddr, qaddr, gaddr, offset, tasks, s0, s1, s2, c, h):
+        j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+        n = hi - lo
+        p = view(paddr[j], lo, n, s0)
+        q = p if in_place else view(qaddr[j], lo, n, s0)
+        start = offset[j] + lo
+        # unused active are empty arrays: their views are empty too, never read
+        update(p, q, view(gaddr[j], lo, n, s0), part(s0, start, n if use0 else 0),
+               part(s1, start, n if use1 else 0), part(s2, start, n if use2 else 0), c, h)
+
+    return cached(task, (rule, flags, common, active, in_place))
+
+
+def _build_step(rule, flags, common, active, parallel, in_place=True):
+    task = task_kernel(rule, flags, common, active, in_place)
 
     @njit(parallel=parallel, **JIT)
     def step(paddr, qaddr, gaddr, size, offset, tasks, s0, s1, s2, c, h, count):
         """``count``: the address of an int64 step counter (an int converts faster than an
         array at the call)."""
         for t in prange(tasks.shape[0]):
-            j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-            p = carray(_pointer(paddr[j]), size[j], s0.dtype)[lo:hi]
-            g = carray(_pointer(gaddr[j]), size[j], s0.dtype)[lo:hi]
-            start, stop = offset[j] + lo, offset[j] + hi
-            if qaddr[j] == paddr[j]:
-                # In place: the same view read and written, so LLVM knows that p[k] is
-                # stored where it was loaded and vectorises. With a second view of the same
-                # memory its overlap check fails at run time and the scalar loop runs
-                # (measured: 3.9x slower at 5e6 float32).
-                update(p, p, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
-            else:
-                q = carray(_pointer(qaddr[j]), size[j], s0.dtype)[lo:hi]
-                update(p, q, g, s0[start:stop], s1[start:stop], s2[start:stop], c, h)
+            # unsigned: the type of prange's index in the threaded code (one specialisation)
+            task(_unsigned(t), paddr, qaddr, gaddr, offset, tasks, s0, s1, s2, c, h)
         # Counted in the same native call as the update, so that no interrupt
         # (raised by Python when a call returns) can separate the two.
-        counter = carray(_pointer(count), 1, np.int64)
-        counter[0] += 1
+        increment(count)
 
-    return cached(step, (rule, flags, common, active))
+    return cached(step, (rule, flags, common, active, in_place))
 
 
 @njit(inline="always")
@@ -220,55 +349,75 @@ def task_sum_squares(g, lanes_n):
     return tree_sum(lanes)
 
 
-def _build_global_norm(parallel):
+@cached
+@njit(**INNER)
+def _task_squares(t, gaddr, tasks, dtype_ref, lanes_n):
+    """:func:`task_sum_squares` of row ``t`` of the task table."""
+    j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+    return task_sum_squares(view(gaddr[j], lo, hi - lo, dtype_ref), lanes_n)
+
+
+def _build_sum_squares(parallel):
     @njit(parallel=parallel, **JIT)
-    def global_norm(gaddr, size, tasks, dtype_ref, lanes_n):
+    def sum_squares(gaddr, size, tasks, dtype_ref, lanes_n):
         ntasks = tasks.shape[0]
-        partial = np.zeros(ntasks, dtype=np.float64)
+        partial = np.empty(ntasks, dtype=np.float64)
         for t in prange(ntasks):
-            j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-            partial[t] = task_sum_squares(carray(_pointer(gaddr[j]), size[j],
-                                                 dtype_ref.dtype)[lo:hi], lanes_n)
+            partial[t] = _task_squares(_unsigned(t), gaddr, tasks, dtype_ref, lanes_n)
         total = 0.0
         for t in range(ntasks):  # fixed order: same bits for any thread count
             total += partial[t]
-        if total != np.inf:  # finite, or NaN (a NaN element): the usual case
+        return total
+
+    return cached(sum_squares)
+
+
+@cached
+@njit(**JIT)
+def scaled_norm(gaddr, size, tasks, dtype_ref):
+    """:func:`global_norm` when the sum of squares overflowed: ``m * sqrt(sum((g / m)**2))``
+    with ``m`` the largest magnitude, the sum in task order (serial: this is rare)."""
+    scale = 0.0
+    for t in range(tasks.shape[0]):  # a max is exact, so order-free
+        j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+        g = view(gaddr[j], lo, hi - lo, dtype_ref)
+        for k in range(_unsigned(hi - lo)):
+            a = abs(np.float64(g[k]))
+            if a > scale:
+                scale = a
+    if scale == np.inf:  # an infinite element: the norm is inf
+        return scale
+    total = 0.0
+    for t in range(tasks.shape[0]):
+        j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+        g = view(gaddr[j], lo, hi - lo, dtype_ref)
+        acc = 0.0
+        for k in range(_unsigned(hi - lo)):
+            x = np.float64(g[k]) / scale
+            acc += x * x
+        total += acc
+    return scale * np.sqrt(total)
+
+
+#: The first pass of :func:`global_norm` (the sum of squares), by ``parallel``.
+_global_norm = {False: _build_sum_squares(False), True: _build_sum_squares(True)}
+
+
+def _build_global_norm(parallel):
+    sum_squares = _global_norm[parallel]
+
+    @njit(inline="always")
+    def norm(gaddr, size, tasks, dtype_ref, lanes_n):
+        total = sum_squares(gaddr, size, tasks, dtype_ref, lanes_n)
+        if total != np.inf:
             return np.sqrt(total)
-        # The squares overflowed (float64 elements above ~1.3e154, no NaN): scale by the
-        # largest magnitude (a max is exact, so order-free), then sum again in task order.
-        for t in prange(ntasks):
-            j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-            g = carray(_pointer(gaddr[j]), size[j], dtype_ref.dtype)[lo:hi]
-            m = 0.0
-            for k in range(_unsigned(hi - lo)):
-                a = abs(np.float64(g[k]))
-                if a > m:
-                    m = a
-            partial[t] = m
-        scale = 0.0
-        for t in range(ntasks):
-            if partial[t] > scale:
-                scale = partial[t]
-        if scale == np.inf:  # an infinite element: the norm is inf
-            return scale
-        for t in prange(ntasks):
-            j, lo, hi = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-            g = carray(_pointer(gaddr[j]), size[j], dtype_ref.dtype)[lo:hi]
-            acc = 0.0
-            for k in range(_unsigned(hi - lo)):
-                x = np.float64(g[k]) / scale
-                acc += x * x
-            partial[t] = acc
-        total = 0.0
-        for t in range(ntasks):
-            total += partial[t]
-        return scale * np.sqrt(total)
+        return scaled_norm(gaddr, size, tasks, dtype_ref)
 
-    return cached(global_norm)
+    return norm
 
 
-_global_norm = {False: _build_global_norm(False), True: _build_global_norm(True)}
-global_norm_kernel = _global_norm  # by ``parallel``, for callers in nopython code
+#: :func:`global_norm` by ``parallel``, for callers in nopython code.
+global_norm_kernel = {False: _build_global_norm(False), True: _build_global_norm(True)}
 
 
 def global_norm(gaddr, size, tasks, dtype_ref, parallel):
@@ -281,11 +430,14 @@ def global_norm(gaddr, size, tasks, dtype_ref, parallel):
     ``lo + l, lo + l + L, ...`` in turn; the lanes are added by :func:`tree_sum`;
     the task partials are added in task order. Only if that sum overflows to
     inf (float64 elements above about 1.3e154) does a second pass, on the CPU
-    only, divide by the largest magnitude first:
-    ``norm = m * sqrt(sum((g / m)**2))``, in task order. A NaN element gives
-    NaN, an infinite one inf. ``dtype_ref`` is any array of the gradients' dtype.
+    only, divide by the largest magnitude first (:func:`scaled_norm`, compiled
+    the first time it is needed). A NaN element gives NaN, an infinite one inf.
+    ``dtype_ref`` is any array of the gradients' dtype.
     """
-    return _global_norm[parallel](gaddr, size, tasks, dtype_ref, _config.REDUCE_LANES)
+    total = _global_norm[parallel](gaddr, size, tasks, dtype_ref, _config.REDUCE_LANES)
+    if total != np.inf:  # finite, or NaN (a NaN element): the usual case
+        return float(np.sqrt(total))
+    return scaled_norm(gaddr, size, tasks, dtype_ref)
 
 
 def row_table(param_address, grad_address, rows, width, itemsize, state_offset):
