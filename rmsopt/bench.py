@@ -594,6 +594,13 @@ FIRST_CALLS = {
     "first Python-objective minimize": (
         "import rmsopt" + _OBJECTIVES.replace("@njit\n", ""),
         "rmsopt.minimize(rosen, np.array([-1.5, 2.0]), jac=rosen_der, options={'maxiter': 100})"),
+    # The floors under the rows above, for reading rmsopt's own share off them: Numba's
+    # one-time set-up at its first compile or cache load (here of rmsopt's smallest kernel),
+    # and the import of scipy.optimize, whose OptimizeResult minimize returns.
+    "floor: Numba's first kernel (a trivial one)": (
+        "import numpy as np, rmsopt\nfrom rmsopt._kernels import cpu\nx = np.ones(10)",
+        "cpu.address(x)"),
+    "floor: import scipy.optimize": ("import numpy as np, rmsopt", "import scipy.optimize"),
 }
 
 #: Targets of issue #12, seconds on an idle 2-core machine: (empty cache, filled cache).
@@ -602,6 +609,8 @@ FIRST_CALL_TARGETS = {
     "first compiled minimize": (2.0, 0.15),
     "first compiled minimize, warmed-up objective": (None, 0.15),
     "first Python-objective minimize": (None, 0.15),
+    "floor: Numba's first kernel (a trivial one)": (None, None),
+    "floor: import scipy.optimize": (None, None),
 }
 
 _TIMED = """

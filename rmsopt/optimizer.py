@@ -233,8 +233,9 @@ class Optimizer:
         ``clip_scale`` (the clip scale) and the rule's carried value ``carry`` after this step
         (:meth:`advance_carry`), each reused while its inputs hold.
 
-        The rule's ``@njit`` values function and :func:`rmsopt.rules.common_values` (also
-        called by the compiled loop), on constants taken once in :meth:`_configure`.
+        The rule's values function and :func:`rmsopt.rules.common_values`, run as Python
+        here and inlined by the compiled loop (:func:`rmsopt.rules.host_and_kernel`), on
+        constants taken once in :meth:`_configure`.
         """
         key = (t if self._step_dependent else None, carry, lr, clip_scale)
         if key == self._scalars_key:  # nothing changed (a rule without step dependence)

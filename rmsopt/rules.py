@@ -40,8 +40,18 @@ from math import sqrt
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from ._kernels.cache import cached
+
+def host_and_kernel(fn):
+    """``fn`` as a plain Python function that compiled callers inline (Numba's
+    ``register_jitable``): the host scalars' functions, which ``Optimizer.step`` calls
+    from Python and the compiled minimize loop from nopython code. One source and the
+    same bits (IEEE arithmetic, libm's ``pow``, correctly rounded square roots), without
+    a compile (0.1-0.2 s each) before the first step."""
+    return register_jitable(inline="always")(fn)
+
 
 # Weight-decay styles (``Common.weight_decay``).
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
@@ -54,7 +64,7 @@ CommonScalars = namedtuple("CommonScalars", "clip_scale clip_pow2 clip neg_clip 
 SPLIT_BELOW, SPLIT_POWER = 2.0 ** -100, 2.0 ** 100
 
 
-@njit(inline="always")
+@host_and_kernel
 def split_scale(s):
     r"""``(m, q)`` with :math:`s = m q`, ``q`` a power of two: the clip scale as two factors.
 
@@ -122,8 +132,7 @@ def common_constants(hyper):
     return (hyper["clip_value"] or 0.0, hyper["weight_decay"])
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def common_values(k, lr, clip_scale):
     """Host scalars of the gradient preparation (:class:`CommonScalars`), in float64."""
     clip, wd = k
@@ -138,8 +147,8 @@ class Rule:
     slots, its flags and scalars types and its ``values`` function; defining the
     subclass registers an instance in :data:`RULES` under ``name``.
 
-    ``values(k, t, lr, carry) -> tuple`` is a small ``@njit`` function of the rule's
-    constants ``k`` (a tuple of floats taken once from the hyperparameters by
+    ``values(k, t, lr, carry) -> tuple`` is a small :func:`host_and_kernel` function of the
+    rule's constants ``k`` (a tuple of floats taken once from the hyperparameters by
     :meth:`constants`), the step ``t`` (from 1), the learning rate and the carried value
     (below), giving the step's host scalars in float64 (``Scalars``' fields, in order).
     ``Optimizer.step`` calls it from Python and the compiled minimize loop from nopython
@@ -150,15 +159,15 @@ class Rule:
     ``carried`` names a float64 value that the host carries from step to step when the
     scalars depend on the history of the learning rate, not only on ``t`` and this step's
     ``lr`` (LaProp's running average of the rates). ``advance(k, lr, carry) -> carry``
-    (``@njit``) gives this step's value from the last; ``values`` reads the new one. It
-    starts at :meth:`initial_carry`, is part of the optimizer's state (checkpoints) and
+    (:func:`host_and_kernel`) gives this step's value from the last; ``values`` reads the
+    new one. It starts at :meth:`initial_carry`, is part of the optimizer's state (checkpoints) and
     changes with the step, all or nothing. Rules without one (``carried = ""``) ignore it.
     """
 
     name: str
     kernel = None  # staticmethod: the rule function
-    values = None  # staticmethod: the @njit values function
-    advance = None  # staticmethod: the @njit carry update (no_carry for most rules)
+    values = None  # staticmethod: the host_and_kernel values function
+    advance = None  # staticmethod: the carry update (no_carry for most rules)
     carried = ""  # name of the value carried between steps ("" none)
     slots: tuple  # names of the (up to three) state slots, in kernel order ("" unused)
     Flags: type  # the namedtuple of compile-time switches
@@ -205,8 +214,7 @@ class Rule:
 RULES = {}
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def no_carry(k, lr, carry):
     """The ``advance`` of a rule that carries nothing between steps."""
     return carry
@@ -289,11 +297,10 @@ def rmsprop(p, g, nu, mu, buf, h, f):
     return p, nu, mu, buf
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def rmsprop_values(k, t, lr, carry):
     rho, eps, momentum, bias_correction = k
-    bias = 1.0 - rho ** np.float64(t) if bias_correction else 1.0
+    bias = 1.0 - rho ** float(t) if bias_correction else 1.0
     return (lr, rho, 1.0 - rho, eps, momentum, bias, 0.0)
 
 
@@ -333,8 +340,7 @@ def sgd(p, g, buf, unused1, unused2, h, f):
     return p, buf, unused1, unused2
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def sgd_values(k, t, lr, carry):
     return (lr, k[0])
 
@@ -376,8 +382,7 @@ def adagrad(p, g, acc, unused1, unused2, h, f):
     return p - h.lr * d, acc, unused1, unused2
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def adagrad_values(k, t, lr, carry):
     lr_decay, eps = k
     return (lr / (1.0 + (t - 1) * lr_decay), eps)  # PyTorch's lr_decay
@@ -422,8 +427,7 @@ def adadelta(p, g, nu, u, unused, h, f):
     return p - h.lr * d, nu, u, unused
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def adadelta_values(k, t, lr, carry):
     rho, eps = k
     return (lr, rho, 1.0 - rho, eps)
@@ -472,12 +476,11 @@ def adam(p, g, m, v, vmax, h, f):
     return p - h.step_size * (m / den), m, v, vmax
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def adam_values(k, t, lr, carry):
     b1, b2, eps = k
-    return (lr / (1.0 - b1 ** np.float64(t)), b1, 1.0 - b1, b2, 1.0 - b2, eps,
-            np.sqrt(1.0 - b2 ** np.float64(t)))
+    return (lr / (1.0 - b1 ** float(t)), b1, 1.0 - b1, b2, 1.0 - b2, eps,
+            np.sqrt(1.0 - b2 ** float(t)))
 
 
 class AdamRule(Rule):
@@ -529,8 +532,7 @@ def lion(p, g, m, unused1, unused2, h, f):
     return p - h.lr * s, m, unused1, unused2
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def lion_values(k, t, lr, carry):
     b1, b2 = k
     return (lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0, 0.0)
@@ -571,12 +573,11 @@ def adabelief(p, g, m, s, unused, h, f):
     return p - h.lr * u, m, s, unused
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def adabelief_values(k, t, lr, carry):
     b1, b2, eps, eps_root = k
-    return (lr, b1, 1.0 - b1, b2, 1.0 - b2, eps, eps_root, 1.0 - b1 ** np.float64(t),
-            1.0 - b2 ** np.float64(t))
+    return (lr, b1, 1.0 - b1, b2, 1.0 - b2, eps, eps_root, 1.0 - b1 ** float(t),
+            1.0 - b2 ** float(t))
 
 
 class AdaBeliefRule(Rule):
@@ -629,17 +630,15 @@ def laprop(p, g, m, nu, unused, h, f):
     return p, m, nu, unused
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def laprop_values(k, t, lr, carry):
     b1, b2, eps, wd = k
     step_size = lr / carry if carry != 0.0 else 0.0
-    return (step_size, lr * (1.0 - b1), b1, b2, 1.0 - b2, eps, 1.0 - b2 ** np.float64(t),
+    return (step_size, lr * (1.0 - b1), b1, b2, 1.0 - b2, eps, 1.0 - b2 ** float(t),
             lr * wd)
 
 
-@cached
-@njit(inline="always")
+@host_and_kernel
 def laprop_advance(k, lr, carry):
     b1 = k[0]
     return carry * b1 + (1.0 - b1) * lr

@@ -140,3 +140,27 @@ def test_the_import_graph_has_no_circles():
 
     for m in sorted(graph):
         visit(m)
+
+
+@pytest.mark.parametrize("method", sorted(OPTIMIZERS))
+def test_host_scalars_have_the_same_bits_in_python_and_compiled(method):
+    """The values, advance and common functions run as Python in Optimizer.step and inlined
+    in the compiled minimize loop: both must give the same scalars."""
+    from numba import njit
+
+    opt = OPTIMIZERS[method](np.zeros(3))
+    rule = opt.rule
+    rule_values, rule_advance, common_values = rule.values, rule.advance, rules.common_values
+    values = njit(lambda k, t, lr, c: rule_values(k, t, lr, c))
+    advance = njit(lambda k, lr, c: rule_advance(k, lr, c))
+    common = njit(lambda k, lr, s: common_values(k, lr, s))
+    rng = np.random.default_rng(5)
+    n_constants = len(rule.constants(opt.hyper))
+    for _ in range(20):
+        k = tuple(float(v) for v in rng.uniform(0.01, 0.999, n_constants))
+        t, lr, carry = int(rng.integers(1, 10**6)), float(rng.uniform(1e-6, 1.0)), \
+            float(rng.uniform(0.0, 1.0))
+        assert rule.values(k, t, lr, carry) == values(k, t, lr, carry)
+        assert rule.advance(k, lr, carry) == advance(k, lr, carry)
+        scale = float(rng.choice([1.0, rng.uniform(0, 1), 1e-35]))
+        assert rules.common_values((0.5, 0.1), lr, scale) == common((0.5, 0.1), lr, scale)

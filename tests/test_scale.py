@@ -224,3 +224,21 @@ def test_large_numba_objectives_run_the_python_loop_by_default():
     small = rmsopt.minimize(fg, x0[:100], args=(c[:100],), jac=True,
                             options=dict(opts, compiled=True))
     assert small.nit == 20
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bounded", [False, True])
+def test_threaded_gradient_norm_equals_the_serial_one(dtype, bounded):
+    from rmsopt import loop
+
+    n = _config.NORM_THRESHOLD + 12345  # a partial last block
+    rng = np.random.default_rng(3)
+    x, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    bounds = (np.full(n, -0.5, dtype), np.full(n, 0.5, dtype)) if bounded else None
+    lb, ub = bounds if bounded else (np.empty(0, dtype),) * 2
+    g[n - 1] = 40.0  # the largest element in the last, partial block
+    assert loop._grad_norm(x, g, bounds) == loop.grad_norm(x, g, lb, ub) > 0
+    g[7] = np.inf
+    assert loop._grad_norm(x, g, bounds) == loop.grad_norm(x, g, lb, ub)
+    g[n - 2] = np.nan
+    assert np.isnan(loop._grad_norm(x, g, bounds))

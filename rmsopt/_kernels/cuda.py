@@ -45,7 +45,7 @@ import math
 import types as pytypes
 
 import numpy as np
-from numba import cuda
+from numba import cuda, njit
 from numba.core.dispatcher import Dispatcher
 
 from .. import _config, rules
@@ -231,6 +231,11 @@ def _build_sum_squares(lanes_n):
     return sum_squares_partials
 
 
+# The host's split_scale is a plain function that CPU code inlines (rules.host_and_kernel);
+# the device calls it compiled (the simulator as Python).
+_split_scale = R.split_scale if SIMULATOR else njit(inline="always")(rules.split_scale)
+
+
 @cuda.jit(**JIT)
 def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
     """``scale[:2]``: the clip scale of the global norm (split by
@@ -287,7 +292,7 @@ def _clip_scale(gaddr, tasks, ref, partial, clip_norm, scale):
                 total += partial[t]
             norm = m * math.sqrt(total)
     if lane == 0:
-        scale[0], scale[1] = R.split_scale(R.clip_scale(norm, clip_norm, np.float64(1)))
+        scale[0], scale[1] = _split_scale(R.clip_scale(norm, clip_norm, np.float64(1)))
 
 
 @cuda.jit(**JIT)
