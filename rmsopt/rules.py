@@ -42,7 +42,6 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from ._kernels.cache import cached
 
 def host_and_kernel(fn):
     """``fn`` as a plain Python function that compiled callers inline (Numba's
