@@ -284,7 +284,7 @@ def _grad_norm(x, g, bounds):
     """Max-norm of the gradient, projected onto the bounds (:func:`grad_norm`), threaded
     from :data:`rmsopt._config.NORM_THRESHOLD` elements."""
     lb, ub = (_NO_BOUNDS[x.dtype],) * 2 if bounds is None else bounds
-    if x.size >= _config.PARALLEL_THRESHOLD:
+    if x.size >= _config.NORM_THRESHOLD:
         return grad_norm_threaded(x, g, lb, ub, _config.TASK_SIZE)
     return grad_norm(x, g, lb, ub)
 

@@ -238,6 +238,8 @@ def test_threaded_gradient_norm_equals_the_serial_one(dtype, bounded):
     lb, ub = bounds if bounded else (np.empty(0, dtype),) * 2
     g[n - 1] = 40.0  # the largest element in the last, partial block
     assert loop._grad_norm(x, g, bounds) == loop.grad_norm(x, g, lb, ub) > 0
+    assert loop.grad_norm_threaded(x, g, lb, ub, 1000) == loop.grad_norm(x, g, lb, ub)
+    assert loop._grad_norm(x[:1000], g[:1000], None) == loop.grad_norm(x[:1000], g[:1000], lb[:0], ub[:0])
     g[7] = np.inf
     assert loop._grad_norm(x, g, bounds) == loop.grad_norm(x, g, lb, ub)
     g[n - 2] = np.nan
